@@ -1,0 +1,46 @@
+"""Rejected records and warnings, as one Arrow table per file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from rxradar.schema import REJECTS
+
+REJECTED = "rejected"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One problem with one record. ``severity`` says whether the record was kept."""
+
+    source_file: str
+    record_number: int | None
+    field: str | None
+    reason: str
+    raw: str | None = None
+    segment: str | None = None
+    segment_number: int | None = None
+    line: int | None = None
+    severity: str = REJECTED
+
+
+def rejects_table(rejects: list[Reject], ingest_id: int | None = None) -> pa.Table:
+    rows = {c.name: [] for c in REJECTS.columns}
+    for r in rejects:
+        rows["ingest_id"].append(ingest_id)
+        for name in rows:
+            if name != "ingest_id":
+                rows[name].append(getattr(r, name))
+    return pa.Table.from_pydict(rows, schema=REJECTS.schema)
+
+
+@dataclass
+class Parsed:
+    """What a reader returns for one file: canonical rows per table, and rejects."""
+
+    tables: dict[str, pa.Table]
+    rejects: pa.Table
+    records_read: int
