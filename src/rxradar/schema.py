@@ -47,11 +47,12 @@ DISPENSATIONS = Table(
     "dispensations",
     "one reported fill; revisions and voids (DSP01) are resolved when the table is read",
     _cols(
-        ("dispensation_id", S, "stable hash of the fill key (pharmacy, Rx number, refill, fill date, partial)"),
+        ("dispensation_id", S, "fill key: pharmacy|Rx number|refill|fill date|partial; a revise or void replaces the record with the same key"),
         ("ingest_id", I64, "manifest id of the file that reported this record"),
         ("source_file", S, "name of the submitted file"),
         ("record_number", I64, "ordinal of the DSP segment within its file (1-based)"),
         ("asap_version", S, "TH01 of the submitted file"),
+        ("file_created", pa.timestamp("s"), "TH05+TH06 creation time of the submitted file; orders revisions"),
         ("reporting_status", S, "DSP01: 00 new, 01 revise, 02 void"),
         ("pharmacy_id", S, "NPI, else NCPDP, else DEA of the dispensing pharmacy"),
         ("identity_id", S, "keyed hash (HMAC-SHA256) of the patient identity as reported"),

@@ -1,0 +1,103 @@
+"""Looking at what was loaded: table counts, exports and a summary of rejects."""
+
+from __future__ import annotations
+
+import getpass
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rxradar.engine import Engine
+from rxradar.reference.ndc import products_with_factors
+from rxradar.schema import DISPENSATION_DERIVED, TABLES
+from rxradar.settings import Settings
+from rxradar.workspace import Workspace
+
+EXPORT_FORMATS = ("csv", "parquet")
+PRODUCT_COLUMNS = ("ndc11", "drug", "drug_class", "long_acting", "dea_schedule", "strength_per_unit",
+                   "strength_unit", "mme_factor")
+
+
+class RestrictedError(PermissionError):
+    """Identified data was asked for without saying so explicitly."""
+
+
+def open_engine(ws: Workspace, settings: Settings) -> Engine:
+    """An engine with the workspace's canonical tables and the reference tables attached."""
+    engine = Engine(memory_limit=settings.memory_limit, threads=settings.threads, temp_directory=ws.root / "tmp")
+    products = products_with_factors(settings.mme_table).select(list(PRODUCT_COLUMNS))
+    engine.attach_tables(ws.live_files(), {"products": products})
+    return engine
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    return {name: int(engine.scalar(f"SELECT count(*) FROM {name}")) for name in TABLES}
+
+
+def table_columns(table: str, identified: bool) -> list[str]:
+    spec = TABLES[table]
+    cols = [c for c in spec.columns if identified or not c.identified]
+    if table == "dispensations":
+        cols = [c for c in cols if c.name != "reporting_status"] + list(DISPENSATION_DERIVED)
+    return [c.name for c in cols]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    rows: int
+    columns: list[str]
+
+
+def export_table(ws: Workspace, settings: Settings, table: str, fmt: str, out: Path, *,
+                 identified: bool = False, actor: str | None = None) -> ExportResult:
+    """Write one canonical table. Identified columns only when ``identified`` is asked for (audited)."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; tables are {sorted(TABLES)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; use one of {EXPORT_FORMATS}")
+    if TABLES[table].restricted and not identified:
+        raise RestrictedError(f"{table} holds identified data; pass --identified to export it (the export is audited)")
+    columns = table_columns(table, identified)
+    select = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {table} ORDER BY {_quote(columns[0])}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open_engine(ws, settings) as engine:
+        if fmt == "csv":
+            engine.copy_to_csv(select, tmp)
+        else:
+            engine.copy_to_parquet(select, tmp)
+        rows = int(engine.scalar(f"SELECT count(*) FROM {table}"))
+    tmp.replace(out)
+    if identified:
+        ws.audit(actor or getpass.getuser(), "export_identified", table,
+                 {"path": str(out), "rows": rows, "format": fmt})
+    return ExportResult(out, rows, columns)
+
+
+def _quote(identifier: str) -> str:
+    # Column names come from the schema declarations, never from user input.
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class RejectSummary:
+    reason: str
+    field: str | None
+    severity: str
+    source_file: str
+    count: int
+
+
+def rejects_summary(ws: Workspace) -> list[RejectSummary]:
+    """Rejects and warnings grouped by reason, field and file, most frequent first."""
+    rows = ws.meta.execute(
+        "SELECT reason, field, severity, source_file, count(*) FROM rejects "
+        "GROUP BY reason, field, severity, source_file ORDER BY count(*) DESC, reason, source_file"
+    ).fetchall()
+    return [RejectSummary(*r) for r in rows]
+
+
+def reject_totals(ws: Workspace) -> Counter:
+    return Counter(dict(ws.meta.execute("SELECT severity, count(*) FROM rejects GROUP BY severity").fetchall()))
+

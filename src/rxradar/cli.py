@@ -1,0 +1,179 @@
+"""The ``rxradar`` command: argument parsing and display only; the work is done by the modules it calls."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from rxradar import catalog, settings as settings_mod
+from rxradar.ingest.pipeline import FileOutcome, expand_paths, ingest_files
+from rxradar.workspace import Workspace
+
+app = typer.Typer(help="rxradar: opioid surveillance over PDMP, death and registry data.", no_args_is_help=True,
+                  add_completion=False)
+ingest_app = typer.Typer(help="Load source files into the workspace (re-running a file changes nothing).",
+                         no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+console = Console()
+err = Console(stderr=True)
+
+WorkspaceOpt = Annotated[Optional[Path], typer.Option("--workspace", "-w", help="workspace directory "
+                                                      "[default: ./rxradar-workspace, or RXRADAR_WORKSPACE]")]
+MmeOpt = Annotated[Optional[str], typer.Option("--mme-table", help="cdc2017_datafile or cdc2022")]
+
+
+def _settings(workspace: Path | None, **extra) -> settings_mod.Settings:
+    return settings_mod.load(workspace=workspace, **extra)
+
+
+def _ingest(kind: str, paths: list[Path], workspace: Path | None) -> None:
+    s = _settings(workspace)
+    try:
+        files = expand_paths(paths)
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    total = sum(f.stat().st_size for f in files)
+    with Workspace(s.workspace) as ws, Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+        TimeRemainingColumn(), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task(f"ingest {kind}", total=total)
+        outcomes = ingest_files(ws, kind, files, s, progress=lambda _event, n: bar.advance(task, n))
+    _report(kind, outcomes)
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _report(kind: str, outcomes: list[FileOutcome]) -> None:
+    table = Table(title=f"ingest {kind}", show_lines=False)
+    for name in ("file", "status", "records", "rows kept", "rejected", "warnings", "note"):
+        table.add_column(name, justify="right" if name in {"records", "rows kept", "rejected", "warnings"} else "left")
+    for o in outcomes:
+        kept = o.rows.get("dispensations", o.rows.get("deaths", o.rows.get("prescribers", o.rows.get("pharmacies", 0))))
+        style = {"failed": "red", "already-ingested": "yellow"}.get(o.status, "green")
+        table.add_row(o.path.name, f"[{style}]{o.status}[/{style}]", f"{o.records:,}", f"{kept:,}",
+                      f"{o.rejected:,}", f"{o.warnings:,}", o.message)
+    console.print(table)
+    done = [o for o in outcomes if o.status == "ingested"]
+    console.print(f"{len(done)} ingested, {sum(o.status == 'already-ingested' for o in outcomes)} already in the "
+                  f"workspace, {sum(o.status == 'failed' for o in outcomes)} failed")
+
+
+@ingest_app.command("asap")
+def ingest_asap(paths: Annotated[list[Path], typer.Argument(help="ASAP files or directories (.gz accepted)")],
+                workspace: WorkspaceOpt = None) -> None:
+    """ASAP 4.1/4.2/4.2A/4.2B/5.0 PDMP submission files."""
+    _ingest("asap", paths, workspace)
+
+
+@ingest_app.command("deaths")
+def ingest_deaths(paths: Annotated[list[Path], typer.Argument(help="death-record CSV or NCHS IJE files")],
+                  workspace: WorkspaceOpt = None) -> None:
+    """Death records: CSV (death_id, last_name, ...) or NCHS IJE fixed-width mortality records."""
+    _ingest("deaths", paths, workspace)
+
+
+@ingest_app.command("prescribers")
+def ingest_prescribers(paths: Annotated[list[Path], typer.Argument(help="NPPES dissemination CSV or simple CSV")],
+                       workspace: WorkspaceOpt = None) -> None:
+    """Prescriber registry: the NPPES file (npidata_pfile) or a CSV of npi, dea, names, specialty."""
+    _ingest("prescribers", paths, workspace)
+
+
+@ingest_app.command("pharmacies")
+def ingest_pharmacies(paths: Annotated[list[Path], typer.Argument(help="pharmacy registry CSV")],
+                      workspace: WorkspaceOpt = None) -> None:
+    """Pharmacy registry CSV: pharmacy_id, npi, ncpdp, dea, name, address, ..., lat, lon."""
+    _ingest("pharmacies", paths, workspace)
+
+
+def _open(workspace: Path | None) -> tuple[settings_mod.Settings, Workspace]:
+    s = _settings(workspace)
+    try:
+        return s, Workspace(s.workspace, create=False)
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+
+
+@app.command("tables")
+def tables(workspace: WorkspaceOpt = None, mme_table: MmeOpt = None) -> None:
+    """List canonical tables with their row counts."""
+    s, ws = _open(workspace)
+    if mme_table:
+        s = settings_mod.load(workspace=s.workspace, mme_table=mme_table)
+    with ws, catalog.open_engine(ws, s) as engine:
+        counts = catalog.table_counts(engine)
+    out = Table(title=f"workspace {s.workspace}")
+    out.add_column("table")
+    out.add_column("rows", justify="right")
+    out.add_column("access")
+    from rxradar.schema import TABLES
+
+    for name, n in counts.items():
+        access = "identified (restricted)" if TABLES[name].restricted else (
+            "has identified columns" if any(c.identified for c in TABLES[name].columns) else "pseudonymised")
+        out.add_row(name, f"{n:,}", access)
+    console.print(out)
+
+
+@app.command("export")
+def export(table: Annotated[str, typer.Argument(help="canonical table name")],
+           out: Annotated[Path, typer.Option("--out", "-o", help="file to write")],
+           fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet")] = "csv",
+           identified: Annotated[bool, typer.Option("--identified", help="include names, birth dates and other "
+                                                     "identified columns (audited)")] = False,
+           workspace: WorkspaceOpt = None, mme_table: MmeOpt = None) -> None:
+    """Write one table to CSV or Parquet; identified columns only with --identified."""
+    s, ws = _open(workspace)
+    if mme_table:
+        s = settings_mod.load(workspace=s.workspace, mme_table=mme_table)
+    with ws:
+        try:
+            result = catalog.export_table(ws, s, table, fmt, out, identified=identified)
+        except (ValueError, catalog.RestrictedError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+    console.print(f"wrote {result.rows:,} rows x {len(result.columns)} columns to {result.path}")
+
+
+@app.command("rejects")
+def rejects(workspace: WorkspaceOpt = None,
+            limit: Annotated[int, typer.Option(help="rows to show")] = 50) -> None:
+    """Summarise rejected records and warnings by reason and file."""
+    _, ws = _open(workspace)
+    with ws:
+        summary = catalog.rejects_summary(ws)
+        totals = catalog.reject_totals(ws)
+    out = Table(title="rejects and warnings")
+    for name in ("count", "severity", "field", "reason", "file"):
+        out.add_column(name, justify="right" if name == "count" else "left")
+    for r in summary[:limit]:
+        out.add_row(f"{r.count:,}", r.severity, r.field or "", r.reason, r.source_file)
+    console.print(out)
+    console.print(f"{totals.get('rejected', 0):,} rejected, {totals.get('warning', 0):,} warnings"
+                  + (f" (showing {limit} of {len(summary)} groups)" if len(summary) > limit else ""))
+
+
+@app.command("settings")
+def settings() -> None:
+    """Every setting with its default and meaning (flags > RXRADAR_* variables > defaults)."""
+    out = Table(title="settings")
+    for name in ("name", "default", "environment", "help"):
+        out.add_column(name)
+    for name, default, help_text in settings_mod.describe():
+        out.add_row(name, str(default), f"RXRADAR_{name.upper()}", help_text)
+    console.print(out)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress (never row-level data)")] = False
+         ) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")

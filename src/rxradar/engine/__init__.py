@@ -1,0 +1,170 @@
+"""The one place that knows which engine runs: everything else hands it SQL and gets Arrow back.
+
+SQL lives in ``rxradar/sql/*.sql`` (DuckDB dialect, written once); values are bound parameters.
+Canonical tables are views over the workspace's live Parquet files, whose list is bound through
+a DuckDB variable rather than formatted into the SQL text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from rxradar.schema import TABLES, Table
+
+SHA256_BLOCK = 64  # bytes; HMAC pads the key to the hash's block size (RFC 2104)
+
+
+class EngineError(RuntimeError):
+    """The engine refused a statement or could not read its input."""
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """(inner, outer) HMAC-SHA256 key pads (RFC 2104), for hashing inside SQL."""
+    padded = key if len(key) <= SHA256_BLOCK else hashlib.sha256(key).digest()
+    padded = padded.ljust(SHA256_BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
+
+
+@cache
+def sql_text(name: str) -> str:
+    """Text of ``rxradar/sql/<name>.sql``."""
+    return files("rxradar.sql").joinpath(f"{name}.sql").read_text()
+
+
+class Engine:
+    """A DuckDB connection with the workspace's canonical tables registered as views."""
+
+    def __init__(self, *, memory_limit: str = "6GB", threads: int = 0, temp_directory: Path | None = None):
+        config: dict[str, Any] = {"memory_limit": memory_limit, "preserve_insertion_order": False}
+        if threads:
+            config["threads"] = threads
+        if temp_directory is not None:
+            temp_directory.mkdir(parents=True, exist_ok=True)
+            config["temp_directory"] = str(temp_directory)
+        self._con = duckdb.connect(config=config)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- running SQL -----------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+              **tables: pa.Table) -> pa.Table:
+        """Run one statement with bound ``params``; keyword Arrow tables are visible by name."""
+        for name, table in tables.items():
+            self._con.register(name, table)
+        try:
+            return self._con.sql(sql, params=params or None).to_arrow_table()
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
+        finally:
+            for name in tables:
+                self._con.unregister(name)
+
+    def run(self, name: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+            **tables: pa.Table) -> pa.Table:
+        """Run the SQL file ``rxradar/sql/<name>.sql``."""
+        return self.query(sql_text(name), params, **tables)
+
+    def execute(self, name: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> None:
+        """Run the statements of ``rxradar/sql/<name>.sql`` for their effect."""
+        try:
+            self._con.sql(sql_text(name), params=params or None)
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
+
+    def set_variables(self, **values: Any) -> None:
+        """Session variables read by SQL files with ``getvariable('name')``."""
+        for name, value in values.items():
+            self._con.sql(f"SET VARIABLE {name} = ?", params=[value])
+
+    def register(self, name: str, table: pa.Table) -> None:
+        self._con.register(name, table)
+
+    def unregister(self, name: str) -> None:
+        self._con.unregister(name)
+
+    @contextmanager
+    def file_order(self) -> Iterator[None]:
+        """Keep rows in the order they were read (rowid = position), for loads whose order is data."""
+        self._con.sql("SET preserve_insertion_order = true")
+        try:
+            yield
+        finally:
+            self._con.sql("SET preserve_insertion_order = false")
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        rows = self._con.sql(sql, params=params or None).fetchall()
+        return rows[0][0] if rows else None
+
+    # -- workspace tables --------------------------------------------------------------------
+    def attach_tables(self, live_files: Mapping[str, list[str]], reference: Mapping[str, pa.Table]) -> None:
+        """Create a view per canonical table over its Parquet files, plus reference tables.
+
+        A table with no files yet is an empty view with the canonical schema, so every query
+        works on a new workspace.
+        """
+        for name, table in reference.items():
+            self._con.register(f"ref_{name}", table)
+        for name, spec in TABLES.items():
+            paths = live_files.get(name, [])
+            self._view_over_files(f"{name}_records", spec, paths)
+        self._con.sql(sql_text("canonical_views"))
+
+    def _view_over_files(self, view: str, spec: Table, paths: list[str]) -> None:
+        if paths:
+            self._con.sql(f"SET VARIABLE {view}_files = ?", params=[paths])
+            self._con.sql(
+                f"CREATE OR REPLACE VIEW {view} AS "
+                f"SELECT * FROM read_parquet(getvariable('{view}_files'), union_by_name = true)"
+            )
+        else:
+            self._con.register(f"{view}__empty", spec.schema.empty_table())
+            self._con.sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}__empty")
+
+    def copy_to_parquet(self, sql: str, path: Path, params: Sequence[Any] | None = None) -> int:
+        """Write a query's result to one Parquet file; returns the row count."""
+        self._con.sql(f"COPY ({sql}) TO ? (FORMAT parquet, COMPRESSION zstd)", params=[*(params or []), str(path)])
+        return int(self.scalar(f"SELECT count(*) FROM read_parquet(?)", [str(path)]))
+
+    def copy_sql_to_parquet(self, name: str, path: Path) -> int:
+        """Write the result of ``rxradar/sql/<name>.sql`` to a Parquet file; returns the row count."""
+        try:
+            self._con.sql(f"COPY ({sql_text(name)}) TO $out_path (FORMAT parquet, COMPRESSION zstd)",
+                          params={"out_path": str(path)})
+            return int(self.scalar("SELECT count(*) FROM read_parquet(?)", [str(path)]))
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
+
+    def copy_to_csv(self, sql: str, path: Path, params: Sequence[Any] | None = None) -> None:
+        self._con.sql(f"COPY ({sql}) TO ? (FORMAT csv, HEADER true)", params=[*(params or []), str(path)])
+
+    # -- keyed hashing in the engine ---------------------------------------------------------
+    def hmac_hex(self, key: bytes, values: pa.Array, hex_chars: int) -> pa.Array:
+        """HMAC-SHA256 of each value (RFC 2104), computed in parallel by the engine.
+
+        Equal to ``hmac.new(key, v.encode(), sha256).hexdigest()[:hex_chars]`` (tested), so hashes
+        made here and by :class:`rxradar.privacy.Pseudonymiser` agree.
+        """
+        inner, outer = hmac_pads(key)
+        out = self.query(
+            "SELECT left(sha256(?::BLOB || unhex(sha256(?::BLOB || encode(v)))), ?) AS h FROM vals ORDER BY i",
+            [outer, inner, hex_chars],
+            vals=pa.table({"v": values.cast(pa.string()), "i": pa.array(range(len(values)), pa.int64())}),
+        )
+        return out["h"].combine_chunks()
+

@@ -1,0 +1,292 @@
+"""Read ASAP PDMP submission files (4.1, 4.2, 4.2A, 4.2B, 5.0) into canonical tables.
+
+Delimiters come from the file itself (formats.md §1.2): the element separator is the character
+after ``TH``; the segment terminator is TH09. The engine's parallel CSV reader splits the file
+(one segment per line, elements on the separator); the hierarchy PHA > PAT > DSP > PRE is
+rebuilt from segment positions, and every row-level rule runs in SQL (``asap_records.sql``).
+Files in another layout (no newline after each terminator, CRLF, gzip, a byte-order mark) are
+first rewritten, streaming, into that one-segment-per-line form in the workspace's scratch space.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rxradar.engine import Engine, EngineError, hmac_pads
+from rxradar.ingest.asap_checks import id_checks, ndc_checks
+from rxradar.ingest.rejects import WARNING
+from rxradar.schema import PHARMACIES, PRESCRIBERS, REJECTS, conform
+from rxradar.workspace import IngestTransaction
+
+SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
+LEGACY_PARTIAL_VERSIONS = ("4.0", "4.1")  # DSP13 01 = partial, 02 = not (4.2+: 00, 01, 02... sequence)
+HEADER_PROBE_BYTES = 4096
+BLOCK_BYTES = 16 * 1024 * 1024
+BOM = b"\xef\xbb\xbf"
+NUL = b"\0"
+
+
+class AsapFormatError(ValueError):
+    """The file as a whole cannot be read as ASAP (nothing from it is kept)."""
+
+    def __init__(self, source: str, reason: str, field: str = "TH"):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Header:
+    version: str
+    control_number: str
+    created: datetime | None
+    sep: str
+    term: str
+    length: int  # bytes up to and including the TH segment's terminator (after any BOM/blank lines)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A file ready for the engine: which file to read, how many lines to skip, how lines map."""
+
+    header: Header
+    path: Path
+    skip: int
+    encoding: str
+    line_of_segment: str  # "position" (line = segment number), "one" (all on line 1) or "unknown"
+    scratch: Path | None
+
+
+@dataclass(frozen=True)
+class AsapSummary:
+    header: Header
+    records: int
+    zero_reports: int
+    kept: int
+
+
+def open_source(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_header(head: bytes, source: str) -> Header:
+    """Separator from the character after ``TH``, terminator from TH09 (formats.md §1.2)."""
+    body = head[len(BOM):] if head.startswith(BOM) else head
+    body = body.lstrip(b" \t\r\n")
+    offset = len(head) - len(body)
+    text = body.decode("latin-1")
+    if not text.startswith("TH") or len(text) < 3:
+        raise AsapFormatError(source, "does not start with a TH segment; not an ASAP file")
+    sep = text[2]
+    if sep.isalnum() or sep.isspace():
+        raise AsapFormatError(source, f"element separator {sep!r} after TH is not a delimiter")
+    pos = 3
+    for _ in range(8):  # TH01..TH08
+        nxt = text.find(sep, pos)
+        if nxt < 0 or "\n" in text[pos:nxt]:
+            raise AsapFormatError(source, "TH segment has fewer than 9 elements")
+        pos = nxt + 1
+    if pos + 1 >= len(text):
+        raise AsapFormatError(source, "TH segment is truncated before TH09", "TH09")
+    term = text[pos]
+    if text[pos + 1] != term or term == sep or term.isalnum() or term.isspace():
+        raise AsapFormatError(source, f"TH09 segment terminator {term!r} is not followed by itself", "TH09")
+    elements = text[:pos].split(sep)
+    version = elements[1].strip().upper()
+    if version not in SUPPORTED_VERSIONS:
+        raise AsapFormatError(source, f"TH01 version {elements[1]!r} is not one of {', '.join(SUPPORTED_VERSIONS)}",
+                              "TH01")
+    return Header(version, elements[2].strip(), _created(elements[5], elements[6]), sep, term, offset + pos + 2)
+
+
+def _created(day: str, time: str) -> datetime | None:
+    digits = "".join(ch for ch in time if ch.isdigit())[:6].ljust(6, "0")
+    try:
+        return datetime.strptime(day.strip() + digits, "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+
+
+def prepare(path: Path, source: str, scratch_dir: Path) -> Prepared:
+    """Read the header and make sure the engine can read the file one segment per line."""
+    try:
+        with open_source(path) as f:
+            head = f.read(HEADER_PROBE_BYTES)
+            header = read_header(head, source)
+            direct = (path.suffix != ".gz" and head.startswith(b"TH")
+                      and head[header.length:header.length + 1] == b"\n"
+                      and _one_per_line(f, head[header.length + 1:], header.term.encode("latin-1")))
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise AsapFormatError(source, f"cannot be read: {exc}") from exc
+    if direct:
+        return Prepared(header, path, 1, _encoding(path), "position", None)
+    return _rewrite(path, source, header, scratch_dir)
+
+
+def _one_per_line(f: IO[bytes], block: bytes, term: bytes) -> bool:
+    """True when each remaining line is exactly one segment ending with the terminator."""
+    pairs = terms = newlines = 0
+    prev, last = b"", b""
+    while block:
+        if b"\r" in block or b"\0" in block:
+            return False
+        pairs += (prev + block).count(term + b"\n")
+        terms += block.count(term)
+        newlines += block.count(b"\n")
+        prev = last = block[-1:]
+        block = f.read(BLOCK_BYTES)
+    return newlines == pairs and (terms == pairs or (terms == pairs + 1 and last == term))
+
+
+def _encoding(path: Path) -> str:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open_source(path) as f:
+        while block := f.read(BLOCK_BYTES):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError:
+                return "latin-1"
+    return "utf-8"
+
+
+def _rewrite(path: Path, source: str, header: Header, scratch_dir: Path) -> Prepared:
+    """Stream the file into one segment per line (CR/LF between segments dropped)."""
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    out_path = scratch_dir / f"{path.name}.segments"
+    term = header.term.encode("latin-1")
+    newlines = 0
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = True
+    try:
+        with open_source(path) as f, open(out_path, "wb") as out:
+            f.read(header.length)
+            offset = header.length
+            while block := f.read(BLOCK_BYTES):
+                if NUL in block:
+                    raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
+                                          "not a text file")
+                if utf8:
+                    try:
+                        decoder.decode(block)
+                    except UnicodeDecodeError:
+                        utf8 = False
+                newlines += block.count(b"\n")
+                out.write(block.replace(b"\r", b"").replace(b"\n", b"").replace(term, term + b"\n"))
+                offset += len(block)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        out_path.unlink(missing_ok=True)
+        raise AsapFormatError(source, f"cannot be read: {exc}") from exc
+    except AsapFormatError:
+        out_path.unlink(missing_ok=True)
+        raise
+    return Prepared(header, out_path, 0, "utf-8" if utf8 else "latin-1", "unknown" if newlines else "one", out_path)
+
+
+def load(engine: Engine, prepared: Prepared, tx: IngestTransaction, key: bytes, max_days_supply: int) -> AsapSummary:
+    """Parse, check and pseudonymise one prepared file into ``tx``; rejects go with it."""
+    h = prepared.header
+    inner, outer = hmac_pads(key)
+    engine.set_variables(
+        asap_term=h.term, asap_sep=h.sep, asap_version=h.version, asap_tcn=h.control_number,
+        asap_created=h.created or datetime(9999, 12, 31), asap_max_days=max_days_supply,
+        asap_legacy_partial=h.version in LEGACY_PARTIAL_VERSIONS, hmac_inner=inner, hmac_outer=outer,
+        ingest_id=tx.ingest_id, source_file=tx.source_name,
+    )
+    source = tx.source_name
+    try:
+        with engine.file_order():
+            engine.execute("asap_load", {"path": str(prepared.path), "sep": h.sep, "skip": prepared.skip,
+                                         "encoding": prepared.encoding})
+        engine.execute("asap_macros")
+        distinct = engine.run("asap_distinct")
+        values = {kind: distinct.filter(pc.equal(distinct["kind"], kind))["v"].to_pylist() for kind in ("id", "ndc")}
+        engine.register("id_checks", id_checks(values["id"]))
+        engine.register("ndc_checks", ndc_checks(values["ndc"]))
+        engine.execute("asap_records")
+        engine.execute("asap_kept")
+        for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
+            path = tx.scratch_path(table)
+            tx.adopt(table, path, engine.copy_sql_to_parquet(sql, path))
+        _write_providers(engine, tx)
+        tx.reject(_rejects(engine, prepared, source))
+        records = int(engine.scalar("SELECT count(*) FROM asap_seg WHERE c0 = 'DSP'"))
+        zero = int(engine.scalar("SELECT count(*) FROM asap_rows WHERE zero_report"))
+        kept = int(engine.scalar("SELECT count(*) FROM asap_kept"))
+    except EngineError as exc:
+        raise AsapFormatError(source, f"cannot be read as ASAP: {exc}".split("\n")[0]) from exc
+    finally:
+        for name in ("id_checks", "ndc_checks"):
+            try:
+                engine.unregister(name)
+            except Exception:  # not registered if the load failed first
+                pass
+        engine.query("DROP VIEW IF EXISTS asap_kept")
+        engine.query("DROP TABLE IF EXISTS asap_rows")
+        engine.query("DROP TABLE IF EXISTS asap_rules")
+        engine.query("DROP TABLE IF EXISTS asap_seg")
+        if prepared.scratch is not None:
+            prepared.scratch.unlink(missing_ok=True)
+    tx.records_read += records - zero
+    return AsapSummary(h, records - zero, zero, kept)
+
+
+def _write_providers(engine: Engine, tx: IngestTransaction) -> None:
+    providers = engine.run("asap_providers")
+    kind = providers["kind"]
+    pharmacies = providers.filter(pc.equal(kind, "pharmacy"))
+    prescribers = providers.filter(pc.equal(kind, "prescriber"))
+    asap = lambda t: pa.array(["asap"] * t.num_rows, pa.string())  # noqa: E731
+    tx.write("pharmacies", conform(PHARMACIES, pa.table({
+        "pharmacy_id": pharmacies["id"], "npi": pharmacies["npi"], "ncpdp": pharmacies["ncpdp"],
+        "dea": pharmacies["dea"], "name": pharmacies["name"], "address": pharmacies["address"],
+        "city": pharmacies["city"], "state": pharmacies["state"], "zip": pharmacies["zip"],
+        "chain_site_id": pharmacies["chain_site_id"], "source": asap(pharmacies)})))
+    tx.write("prescribers", conform(PRESCRIBERS, pa.table({
+        "prescriber_id": prescribers["id"], "npi": prescribers["npi"], "dea": prescribers["dea"],
+        "last_name": prescribers["name"], "first_name": prescribers["first_name"],
+        "address": prescribers["address"], "city": prescribers["city"], "state": prescribers["state"],
+        "zip": prescribers["zip"], "source": asap(prescribers)})))
+
+
+def _line(prepared: Prepared, pos: int | None) -> int | None:
+    if pos is None:
+        return None
+    return {"position": pos + 2, "one": 1}.get(prepared.line_of_segment)
+
+
+def _rejects(engine: Engine, prepared: Prepared, source: str) -> pa.Table:
+    """Record problems (with the raw PAT/DSP/PRE text for rejected records) and file-level warnings."""
+    problems = engine.run("asap_rejects").to_pylist()
+    rejected = [p for p in problems if p["severity"] == "rejected"]
+    positions = sorted({q for p in rejected for q in (p["pat_pos"], p["pos"], p["pre_pos"]) if q is not None})
+    raw = {}
+    if positions:
+        raw = dict(zip(*engine.run("asap_raw", {"positions": positions}).to_pydict().values()))
+    term = prepared.header.term
+    rows = []
+    for p in problems:
+        text = None
+        if p["severity"] == "rejected":
+            text = term.join(raw[q] for q in (p["pat_pos"], p["pos"], p["pre_pos"]) if q is not None and q in raw)
+        rows.append({"source_file": source, "record_number": p["record_number"], "segment": _segment_of(p["field"]),
+                     "segment_number": p["pos"] + 2, "line": _line(prepared, p["pos"]), "field": p["field"],
+                     "severity": p["severity"], "reason": p["reason"], "raw": text})
+    for s in engine.run("asap_structure").to_pylist():
+        rows.append({"source_file": source, "record_number": None, "segment": _segment_of(s["field"]),
+                     "segment_number": None if s["pos"] is None else s["pos"] + 2, "line": _line(prepared, s["pos"]),
+                     "field": s["field"], "severity": WARNING, "reason": s["reason"], "raw": None})
+    return pa.Table.from_pylist(rows, schema=REJECTS.schema)
+
+
+def _segment_of(field: str) -> str | None:
+    head = field.rstrip("0123456789")
+    return head if head in {"TH", "IS", "PHA", "PAT", "DSP", "PRE", "TP", "TT"} else None

@@ -1,0 +1,351 @@
+"""Death records from a CSV extract → the canonical ``deaths`` table.
+
+The field rules shared with the IJE reader (sex, manner, ZIP, SSN, causes, derived columns)
+live here too, so a death gives the same canonical row whichever format it arrived in.
+Identified values are pseudonymised on the way in: the SSN is hashed and never stored, and it is
+masked in the raw text kept with rejects.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+import pyarrow as pa
+
+from rxradar.codes import ssn_is_valid
+from rxradar.icd10 import classify_death, is_icd10_code, normalize_icd10, split_icd10_codes
+from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, rejects_table
+from rxradar.privacy import Pseudonymiser
+from rxradar.schema import DEATHS, conform
+
+# CSV column → required. Optional columns may be absent from the header.
+CSV_COLUMNS: dict[str, bool] = {
+    "death_id": True,
+    "last_name": True,
+    "first_name": True,
+    "middle_name": False,
+    "sex": True,
+    "birth_date": True,
+    "death_date": True,
+    "residence_zip": True,
+    "residence_county_fips": True,
+    "residence_state": True,
+    "ssn": False,
+    "underlying_cause": True,
+    "multiple_causes": True,
+    "manner": False,
+}
+
+SEX_CODES: dict[str, str] = {"F": "F", "FEMALE": "F", "M": "M", "MALE": "M", "U": "U", "UNKNOWN": "U"}
+
+# Manner of death (VRDR ConceptMap codes; formats.md §2.2), with the words extracts spell out.
+MANNER_CODES: dict[str, str] = {
+    "N": "N", "NATURAL": "N",
+    "A": "A", "ACCIDENT": "A",
+    "S": "S", "SUICIDE": "S",
+    "H": "H", "HOMICIDE": "H",
+    "P": "P", "PENDING": "P", "PENDING INVESTIGATION": "P",
+    "C": "C", "COULD NOT BE DETERMINED": "C", "UNDETERMINED": "C",
+}  # fmt: skip
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ZIP = re.compile(r"([0-9]{5})(?:-?[0-9]{4})?")
+# Spreadsheets drop the leading zero of ZIP codes (New England, NJ, PR) and of county FIPS codes
+# (Alabama to Connecticut); four digits are read as such a value.
+_LOST_LEADING_ZERO = re.compile(r"[0-9]{4}")
+_STATE = re.compile(r"[A-Z]{2}")
+
+
+class RecordIssues(list[tuple[str, str | None, str]]):
+    """Problems found in one record: (severity, field, reason)."""
+
+    def warn(self, field: str | None, reason: str) -> None:
+        self.append((WARNING, field, reason))
+
+    def reject(self, field: str | None, reason: str) -> None:
+        self.append((REJECTED, field, reason))
+
+    @property
+    def rejected(self) -> bool:
+        return any(severity == REJECTED for severity, _, _ in self)
+
+
+def parse_iso_date(text: str) -> date | None:
+    """``YYYY-MM-DD`` → date; empty → None; anything else raises ValueError."""
+    text = text.strip()
+    if not text:
+        return None
+    if _ISO_DATE.fullmatch(text):
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ValueError(f"not a valid YYYY-MM-DD date: {text!r}")
+
+
+def age_in_years(birth: date, death: date) -> int:
+    """Completed years of age at death."""
+    return death.year - birth.year - ((death.month, death.day) < (birth.month, birth.day))
+
+
+def normalise_sex(text: str, issues: RecordIssues, field: str) -> str:
+    """F, M or U (unknown, also for blanks; an unrecognised value is a warning)."""
+    value = text.strip().upper()
+    if value and value not in SEX_CODES:
+        issues.warn(field, f"unrecognised sex {value!r}; recorded as U")
+    return SEX_CODES.get(value, "U")
+
+
+def normalise_manner(text: str, issues: RecordIssues, field: str) -> str | None:
+    """N, A, S, H, P, C or None."""
+    value = " ".join(text.split()).upper()
+    if value and value not in MANNER_CODES:
+        issues.warn(field, f"unrecognised manner of death {value!r}")
+    return MANNER_CODES.get(value)
+
+
+def normalise_zip(text: str, issues: RecordIssues, field: str) -> str | None:
+    """Five-digit ZIP from a 5-digit, ZIP+4 or 9-digit value (a 4-digit value regains its zero)."""
+    value = text.strip()
+    if m := _ZIP.fullmatch(value):
+        return m.group(1)
+    if _LOST_LEADING_ZERO.fullmatch(value):
+        return "0" + value
+    if value:
+        issues.warn(field, f"not a ZIP code: {value!r}")
+    return None
+
+
+def normalise_state(text: str, issues: RecordIssues, field: str) -> str | None:
+    value = text.strip().upper()
+    if value and not _STATE.fullmatch(value):
+        issues.warn(field, f"not a two-letter state code: {value!r}")
+        return None
+    return value or None
+
+
+def hash_ssn(text: str, pseudonymiser: Pseudonymiser, issues: RecordIssues, field: str) -> str | None:
+    """Keyed hash of the SSN's digits, or None when missing or not an issuable SSN.
+
+    Placeholders such as 999999999 are dropped (see :func:`rxradar.codes.ssn_is_valid`): hashed,
+    they would deterministically link unrelated people. The SSN never appears in a reason.
+    """
+    digits = re.sub(r"[^0-9]", "", text)
+    if not text.strip():
+        return None
+    if not ssn_is_valid(digits):
+        issues.warn(field, "SSN is not a valid 9-digit number that SSA issues; not kept")
+        return None
+    return pseudonymiser.hash(digits)
+
+
+def clean_causes(
+    underlying: str, multiple: list[str], issues: RecordIssues, fields: tuple[str, str]
+) -> tuple[str | None, list[str]]:
+    """Normalised underlying and multiple causes; codes that are not ICD-10 are dropped with a
+    warning on ``fields`` (the source's names for the underlying and the multiple causes)."""
+    ucod = normalize_icd10(underlying) or None
+    if ucod is not None and not is_icd10_code(ucod):
+        issues.warn(fields[0], f"not an ICD-10 code: {ucod!r}; dropped")
+        ucod = None
+    codes = [normalize_icd10(c) for c in multiple if normalize_icd10(c)]
+    bad = [c for c in codes if not is_icd10_code(c)]
+    if bad:
+        issues.warn(fields[1], f"not ICD-10 codes: {', '.join(map(repr, bad))}; dropped")
+    return ucod, [c for c in codes if is_icd10_code(c)]
+
+
+class DeathsCollector:
+    """Kept rows and rejects for one file; adds the derived columns and builds the table."""
+
+    def __init__(self, source_file: str, source_format: str):
+        self.source_file = source_file
+        self.source_format = source_format
+        self.rows: list[dict[str, Any]] = []
+        self.rejects: list[Reject] = []
+        self.records_read = 0
+        self._first_row_of: dict[str, int] = {}
+
+    def add(self, row: dict[str, Any], issues: RecordIssues, line: int, raw: str) -> None:
+        """Record one source record: ``row`` holds canonical DEATHS columns (no derived ones)."""
+        self.records_read += 1
+        record_number = self.records_read
+        if not issues.rejected:
+            self._check_row(row, issues, record_number)
+        for severity, field, reason in issues:
+            self.rejects.append(
+                Reject(self.source_file, record_number, field, reason, raw=raw, line=line, severity=severity)
+            )
+        if not issues.rejected:
+            self.rows.append(row)
+
+    def _check_row(self, row: dict[str, Any], issues: RecordIssues, record_number: int) -> None:
+        first = self._first_row_of.setdefault(row["death_id"], record_number)
+        if first != record_number:
+            issues.reject("death_id", f"duplicate death_id (first seen in record {first})")
+            return
+        birth, death = row.get("birth_date"), row["death_date"]
+        if birth is not None and birth > death:
+            issues.warn("birth_date", "birth date after death date; birth date not kept")
+            row["birth_date"] = birth = None
+        if birth is not None:
+            row["age_years"] = age_in_years(birth, death)
+
+    def parsed(self) -> Parsed:
+        return Parsed(
+            tables={"deaths": deaths_table(self.rows, self.source_format)},
+            rejects=rejects_table(self.rejects),
+            records_read=self.records_read,
+        )
+
+
+_DERIVED = {"is_overdose", "intent", "is_opioid_overdose", "opioid_classes", "source_format"}
+
+
+def deaths_table(rows: list[dict[str, Any]], source_format: str) -> pa.Table:
+    """The canonical deaths table for ``rows``, with the CDC/NCHS classification added."""
+    derived = [classify_death(r.get("underlying_cause"), r.get("multiple_causes") or []) for r in rows]
+    data: dict[str, list] = {
+        c.name: [r.get(c.name) for r in rows] for c in DEATHS.columns if c.name not in _DERIVED
+    }
+    data["is_overdose"] = [d.is_overdose for d in derived]
+    data["intent"] = [d.intent for d in derived]
+    data["is_opioid_overdose"] = [d.is_opioid_overdose for d in derived]
+    data["opioid_classes"] = [d.opioid_classes for d in derived]
+    data["source_format"] = [source_format] * len(rows)
+    schema = pa.schema([DEATHS.schema.field(name) for name in data])
+    return conform(DEATHS, pa.Table.from_pydict(data, schema=schema))
+
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+class _LineTap:
+    """Feeds a text file to csv.reader and keeps the text of the lines it has read."""
+
+    def __init__(self, f: TextIO):
+        self._f = f
+        self._lines: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._f)
+        self._lines.append(line)
+        return line
+
+    def take(self) -> str:
+        """The text read since the last call, without its final line break."""
+        text = "".join(self._lines)
+        self._lines.clear()
+        return text.rstrip("\r\n")
+
+
+def read_deaths_csv(
+    path: Path, source_file: str, pseudonymiser: Pseudonymiser, encoding: str = "utf-8-sig"
+) -> Parsed:
+    """Read a death-record CSV with the columns in :data:`CSV_COLUMNS` (any order; extra columns
+    ignored). Dates are ISO; ICD-10 codes may have dots; multiple causes are separated by spaces,
+    semicolons or commas. Records without a death_id or a valid death_date are rejected; other
+    problems are warnings on kept records. Raises ValueError if a required column is missing.
+    """
+    collector = DeathsCollector(source_file, "csv")
+    with open(path, newline="", encoding=encoding) as f:
+        tap = _LineTap(f)
+        reader = csv.reader(tap)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{source_file}: empty file (no header row)")
+        tap.take()
+        index = _column_index(header, source_file)
+        needed = max(index.values()) + 1
+        previous_end = reader.line_num
+        for fields in reader:
+            line, previous_end = previous_end + 1, reader.line_num
+            raw = tap.take()
+            if not fields:
+                continue  # blank line
+            values = {name: fields[i] if i < len(fields) else "" for name, i in index.items()}
+            raw = _mask_ssn(raw, values.get("ssn", ""))
+            if len(fields) < needed:
+                issues = RecordIssues()
+                issues.reject(None, f"row has {len(fields)} fields; the header has {len(header)}")
+                collector.add({}, issues, line, raw)
+                continue
+            row, issues = _csv_row(values, pseudonymiser)
+            if len(fields) > len(header):
+                issues.warn(None, f"row has {len(fields)} fields; the header has {len(header)}; extra fields ignored")
+            collector.add(row, issues, line, raw)
+    return collector.parsed()
+
+
+def _mask_ssn(raw: str, ssn: str) -> str:
+    """The raw line with the SSN starred out, so rejects never hold it either."""
+    ssn = ssn.strip()
+    return raw.replace(ssn, "*" * len(ssn)) if ssn else raw
+
+
+def _column_index(header: list[str], source_file: str) -> dict[str, int]:
+    names = [h.strip().lower() for h in header]
+    missing = [c for c, required in CSV_COLUMNS.items() if required and c not in names]
+    if missing:
+        raise ValueError(f"{source_file}: missing required column(s): {', '.join(missing)}")
+    return {c: names.index(c) for c in CSV_COLUMNS if c in names}
+
+
+def _csv_row(values: dict[str, str], pseudonymiser: Pseudonymiser) -> tuple[dict[str, Any], RecordIssues]:
+    issues = RecordIssues()
+    death_id = values["death_id"].strip()
+    if not death_id:
+        issues.reject("death_id", "missing death_id")
+    try:
+        death_date = parse_iso_date(values["death_date"])
+        if death_date is None:
+            issues.reject("death_date", "missing death_date")
+    except ValueError as e:
+        death_date = None
+        issues.reject("death_date", str(e))
+    try:
+        birth_date = parse_iso_date(values["birth_date"])
+    except ValueError as e:
+        birth_date = None
+        issues.warn("birth_date", f"{e}; birth date not kept")
+    ucod, causes = clean_causes(
+        values["underlying_cause"], split_icd10_codes(values["multiple_causes"]), issues,
+        ("underlying_cause", "multiple_causes"),
+    )
+    row = {
+        "death_id": death_id,
+        "last_name": values["last_name"].strip() or None,
+        "first_name": values["first_name"].strip() or None,
+        "middle_name": values.get("middle_name", "").strip() or None,
+        "sex": normalise_sex(values["sex"], issues, "sex"),
+        "birth_date": birth_date,
+        "death_date": death_date,
+        "zip": normalise_zip(values["residence_zip"], issues, "residence_zip"),
+        "county_fips": _county_fips(values["residence_county_fips"], issues),
+        "state": normalise_state(values["residence_state"], issues, "residence_state"),
+        "ssn_hash": hash_ssn(values.get("ssn", ""), pseudonymiser, issues, "ssn"),
+        "underlying_cause": ucod,
+        "multiple_causes": causes,
+        "manner": normalise_manner(values.get("manner", ""), issues, "manner"),
+    }
+    return row, issues
+
+
+def _county_fips(text: str, issues: RecordIssues) -> str | None:
+    value = text.strip()
+    if re.fullmatch(r"[0-9]{5}", value):
+        return value
+    if _LOST_LEADING_ZERO.fullmatch(value):
+        return "0" + value
+    if value:
+        issues.warn("residence_county_fips", f"not a five-digit county FIPS code: {value!r}")
+    return None

@@ -1,0 +1,1 @@
+"""SQL files (DuckDB dialect), read by rxradar.engine."""
