@@ -28,7 +28,7 @@ bench: $(STAMP)
 
 # Re-pin constraints.txt from what is installed (run after changing dependencies).
 lock: $(STAMP)
-	$(BIN)/pip freeze --exclude-editable | sort > constraints.txt
+	$(BIN)/pip freeze --exclude-editable | grep -v "^rxradar" | sort > constraints.txt
 
 clean:
 	rm -rf $(VENV) rxradar-workspace .pytest_cache

@@ -6,24 +6,9 @@ import random
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from rxradar.codes import dea_with_check_digit, npi_with_check_digit
 from rxradar.ingest.asap_writer import AsapDispensation, AsapFile, AsapPatient, AsapPharmacy, write_asap
 from rxradar.reference.ndc import ndc_products
-
-
-def npi_with_check(body9: str) -> str:
-    total = 24
-    for i, ch in enumerate(reversed(body9)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            d -= 9 if d > 9 else 0
-        total += d
-    return body9 + str((10 - total % 10) % 10)
-
-
-def dea_with_check(letters: str, body6: str) -> str:
-    d = [int(c) for c in body6]
-    return letters + body6 + str((d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10)
 
 
 def make_file(path: Path, dispensations: int, seed: int = 1) -> Path:
@@ -31,13 +16,12 @@ def make_file(path: Path, dispensations: int, seed: int = 1) -> Path:
     products = ndc_products()
     opioid = [n for n, c in zip(products["ndc11"].to_pylist(), products["drug_class"].to_pylist()) if c == "opioid"]
     ndcs = rng.sample(opioid, 400)
-    prescribers = [(npi_with_check(f"1{rng.randrange(10**8):08d}"), dea_with_check("B" + rng.choice("ABCDEFGHJKLMNPRSTW"),
-                                                                                    f"{rng.randrange(10**6):06d}"))
+    prescribers = [(npi_with_check_digit(f"1{rng.randrange(10**8):08d}"), dea_with_check_digit("B" + rng.choice("ABCDEFGHJKLMNPRSTW"), f"{rng.randrange(10**6):06d}"))
                    for _ in range(5000)]
     start = date(2023, 1, 1)
     pharmacies, written = [], 0
     while written < dispensations:
-        pha = {"PHA01": npi_with_check(f"1{rng.randrange(10**8):08d}"), "PHA02": f"51{rng.randrange(10**5):05d}",
+        pha = {"PHA01": npi_with_check_digit(f"1{rng.randrange(10**8):08d}"), "PHA02": f"51{rng.randrange(10**5):05d}",
                "PHA04": f"PHARMACY {len(pharmacies)}", "PHA05": "1 MAIN ST", "PHA07": "CHARLESTON", "PHA08": "WV",
                "PHA09": "25301"}
         patients = []

@@ -51,19 +51,34 @@ def _ingest(kind: str, paths: list[Path], workspace: Path | None) -> None:
         raise typer.Exit(1)
 
 
+ROWS_LISTED = 12  # with more files than this, list only those that need attention
+
+
 def _report(kind: str, outcomes: list[FileOutcome]) -> None:
-    table = Table(title=f"ingest {kind}", show_lines=False)
-    for name in ("file", "status", "records", "rows kept", "rejected", "warnings", "note"):
-        table.add_column(name, justify="right" if name in {"records", "rows kept", "rejected", "warnings"} else "left")
-    for o in outcomes:
-        kept = o.rows.get("dispensations", o.rows.get("deaths", o.rows.get("prescribers", o.rows.get("pharmacies", 0))))
-        style = {"failed": "red", "already-ingested": "yellow"}.get(o.status, "green")
-        table.add_row(o.path.name, f"[{style}]{o.status}[/{style}]", f"{o.records:,}", f"{kept:,}",
-                      f"{o.rejected:,}", f"{o.warnings:,}", o.message)
-    console.print(table)
+    notable = [o for o in outcomes if o.status == "failed" or o.rejected or o.warnings
+               or (o.status == "already-ingested" and o.same_as != o.path.name)]
+    listed = outcomes if len(outcomes) <= ROWS_LISTED else notable
+    if listed:
+        table = Table(title=f"ingest {kind}" + ("" if listed is outcomes else " (files needing attention)"))
+        for name in ("file", "status", "records", "kept", "rejected", "warnings", "note"):
+            table.add_column(name, justify="right" if name in {"records", "kept", "rejected", "warnings"} else "left",
+                             overflow="fold")
+        for o in listed:
+            style = {"failed": "red", "already-ingested": "yellow"}.get(o.status, "green")
+            table.add_row(o.path.name, f"[{style}]{o.status}[/{style}]", f"{o.records:,}", f"{_kept(o):,}",
+                          f"{o.rejected:,}", f"{o.warnings:,}", o.message)
+        console.print(table)
     done = [o for o in outcomes if o.status == "ingested"]
-    console.print(f"{len(done)} ingested, {sum(o.status == 'already-ingested' for o in outcomes)} already in the "
-                  f"workspace, {sum(o.status == 'failed' for o in outcomes)} failed")
+    console.print(f"{kind}: {len(done)} file(s) ingested ({sum(o.records for o in done):,} records, "
+                  f"{sum(_kept(o) for o in done):,} kept, {sum(o.rejected for o in done):,} rejected, "
+                  f"{sum(o.warnings for o in done):,} warnings); "
+                  f"{sum(o.status == 'already-ingested' for o in outcomes)} already in the workspace; "
+                  f"{sum(o.status == 'failed' for o in outcomes)} failed")
+
+
+def _kept(o: FileOutcome) -> int:
+    main = {"asap": "dispensations", "deaths": "deaths", "prescribers": "prescribers", "pharmacies": "pharmacies"}
+    return next((o.rows[t] for t in main.values() if t in o.rows), 0)
 
 
 @ingest_app.command("asap")
@@ -171,6 +186,28 @@ def settings() -> None:
     for name, default, help_text in settings_mod.describe():
         out.add_row(name, str(default), f"RXRADAR_{name.upper()}", help_text)
     console.print(out)
+
+
+@app.command("demo")
+def demo(directory: Annotated[Path, typer.Option("--dir", help="where the sample files and workspace go")]
+         = Path("rxradar-demo")) -> None:
+    """Build a small sample state, ingest it end to end, and show what was loaded and rejected."""
+    from rxradar.demo import build_sample, demo_steps
+
+    console.rule("[bold]rxradar demo")
+    files = build_sample(directory / "sample")
+    console.print(f"sample files written to [bold]{directory / 'sample'}[/bold]")
+    workspace = directory / "workspace"
+    for step in demo_steps(files):
+        console.rule(step.title)
+        _ingest(step.kind, step.paths, workspace)
+    tables(workspace=workspace)
+    rejects(workspace=workspace, limit=15)
+    console.rule("where to look")
+    console.print(f"  rxradar tables -w {workspace}\n"
+                  f"  rxradar rejects -w {workspace}\n"
+                  f"  rxradar export dispensations --format csv --out dispensations.csv -w {workspace}\n"
+                  "Run the demo again: every file is recognised and nothing is added twice.")
 
 
 @app.callback()

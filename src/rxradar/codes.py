@@ -73,6 +73,25 @@ def _dea_style_check_ok(d: np.ndarray) -> np.ndarray:
 # --- NPI -------------------------------------------------------------------------------------
 
 
+def _npi_luhn_total(first9: str) -> int:
+    total = NPI_PREFIX_LUHN_SUM
+    for i, ch in enumerate(first9):
+        d = int(ch)
+        if i % 2 == 0:  # positions 1, 3, 5, 7, 9 from the left = every other from the rightmost
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total
+
+
+def npi_with_check_digit(first9: str) -> str:
+    """The valid NPI that starts with these nine digits (for test data and synthetic states)."""
+    if not re.fullmatch(r"[0-9]{9}", first9):
+        raise ValueError(f"an NPI starts with nine digits, not {first9!r}")
+    return first9 + str((10 - _npi_luhn_total(first9) % 10) % 10)
+
+
 def npi_is_valid(s: str) -> bool:
     """True if ``s`` is a 10-digit NPI whose check digit is right.
 
@@ -82,15 +101,7 @@ def npi_is_valid(s: str) -> bool:
     """
     if not re.fullmatch(NPI_PATTERN, s):
         return False
-    total = NPI_PREFIX_LUHN_SUM
-    for i, ch in enumerate(s[:9]):
-        d = int(ch)
-        if i % 2 == 0:  # positions 1, 3, 5, 7, 9 from the left = every other from the rightmost
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return (10 - total % 10) % 10 == int(s[9])
+    return (10 - _npi_luhn_total(s[:9]) % 10) % 10 == int(s[9])
 
 
 def npi_valid_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -114,6 +125,14 @@ def dea_is_valid(s: str) -> bool:
         return False
     d = [int(c) for c in s[2:]]
     return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
+
+
+def dea_with_check_digit(letters: str, first6: str) -> str:
+    """The valid DEA number with these two letters and six digits (for test data and synthetic states)."""
+    if not re.fullmatch(r"[A-Z][A-Z9]", letters) or not re.fullmatch(r"[0-9]{6}", first6):
+        raise ValueError(f"a DEA number is two letters and six digits before its check digit, not {letters}{first6}")
+    d = [int(c) for c in first6]
+    return letters + first6 + str((d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10)
 
 
 def dea_valid_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -50,7 +50,7 @@ DISPENSATIONS = Table(
         ("dispensation_id", S, "fill key: pharmacy|Rx number|refill|fill date|partial; a revise or void replaces the record with the same key"),
         ("ingest_id", I64, "manifest id of the file that reported this record"),
         ("source_file", S, "name of the submitted file"),
-        ("record_number", I64, "ordinal of the DSP segment within its file (1-based)"),
+        ("record_number", I64, "position of the record in its file: the DSP segment number for ASAP (TH = 1)"),
         ("asap_version", S, "TH01 of the submitted file"),
         ("file_created", pa.timestamp("s"), "TH05+TH06 creation time of the submitted file; orders revisions"),
         ("reporting_status", S, "DSP01: 00 new, 01 revise, 02 void"),

@@ -32,10 +32,7 @@ class Settings:
         default="6GB", metadata={"help": "DuckDB memory limit; larger jobs spill to the workspace's tmp directory"}
     )
     threads: int = field(default=0, metadata={"help": "engine threads (0 = all cores)"})
-    asap_chunk_bytes: int = field(
-        default=64 * 1024 * 1024,
-        metadata={"help": "ASAP files are parsed in chunks of about this many bytes, so memory stays bounded"},
-    )
+
 
 
 def _coerce(value: str, like: Any) -> Any:

@@ -4,8 +4,8 @@ Delimiters come from the file itself (formats.md §1.2): the element separator i
 after ``TH``; the segment terminator is TH09. The engine's parallel CSV reader splits the file
 (one segment per line, elements on the separator); the hierarchy PHA > PAT > DSP > PRE is
 rebuilt from segment positions, and every row-level rule runs in SQL (``asap_records.sql``).
-Files in another layout (no newline after each terminator, CRLF, gzip, a byte-order mark) are
-first rewritten, streaming, into that one-segment-per-line form in the workspace's scratch space.
+Every file (any layout: newline after each terminator or none, CRLF, gzip, a byte-order mark)
+is first streamed into that one-segment-per-line form in the workspace's scratch space.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Prepared:
     """A file ready for the engine: which file to read, how many lines to skip, how lines map."""
 
     header: Header
-    path: Path
+    path: Path  # the one-segment-per-line copy the engine reads
     skip: int
     encoding: str
     line_of_segment: str  # "position" (line = segment number), "one" (all on line 1) or "unknown"
@@ -117,60 +117,24 @@ def _created(day: str, time: str) -> datetime | None:
 
 
 def prepare(path: Path, source: str, scratch_dir: Path) -> Prepared:
-    """Read the header and make sure the engine can read the file one segment per line."""
-    try:
-        with open_source(path) as f:
-            head = f.read(HEADER_PROBE_BYTES)
-            header = read_header(head, source)
-            direct = (path.suffix != ".gz" and head.startswith(b"TH")
-                      and head[header.length:header.length + 1] == b"\n"
-                      and _one_per_line(f, head[header.length + 1:], header.term.encode("latin-1")))
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise AsapFormatError(source, f"cannot be read: {exc}") from exc
-    if direct:
-        return Prepared(header, path, 1, _encoding(path), "position", None)
-    return _rewrite(path, source, header, scratch_dir)
+    """Read the header and stream the rest into one segment per line, without terminators.
 
-
-def _one_per_line(f: IO[bytes], block: bytes, term: bytes) -> bool:
-    """True when each remaining line is exactly one segment ending with the terminator."""
-    pairs = terms = newlines = 0
-    prev, last = b"", b""
-    while block:
-        if b"\r" in block or b"\0" in block:
-            return False
-        pairs += (prev + block).count(term + b"\n")
-        terms += block.count(term)
-        newlines += block.count(b"\n")
-        prev = last = block[-1:]
-        block = f.read(BLOCK_BYTES)
-    return newlines == pairs and (terms == pairs or (terms == pairs + 1 and last == term))
-
-
-def _encoding(path: Path) -> str:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    with open_source(path) as f:
-        while block := f.read(BLOCK_BYTES):
-            try:
-                decoder.decode(block)
-            except UnicodeDecodeError:
-                return "latin-1"
-    return "utf-8"
-
-
-def _rewrite(path: Path, source: str, header: Header, scratch_dir: Path) -> Prepared:
-    """Stream the file into one segment per line (CR/LF between segments dropped)."""
+    Dropping CR/LF and the terminators here (byte replacements at C speed) leaves the engine a
+    plain separated-values file, so no element has to be cleaned of them row by row. The same
+    pass checks the encoding and works out how segments map to the original file's lines.
+    """
     scratch_dir.mkdir(parents=True, exist_ok=True)
     out_path = scratch_dir / f"{path.name}.segments"
-    term = header.term.encode("latin-1")
-    newlines = 0
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    utf8 = True
     try:
         with open_source(path) as f, open(out_path, "wb") as out:
-            f.read(header.length)
-            offset = header.length
-            while block := f.read(BLOCK_BYTES):
+            head = f.read(HEADER_PROBE_BYTES)
+            header = read_header(head, source)
+            term = header.term.encode("latin-1")
+            layout = _Layout(term, on_first_line=head.startswith(b"TH"))
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            utf8, offset = True, header.length
+            block = head[header.length:]
+            while block:
                 if NUL in block:
                     raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
                                           "not a text file")
@@ -179,16 +143,46 @@ def _rewrite(path: Path, source: str, header: Header, scratch_dir: Path) -> Prep
                         decoder.decode(block)
                     except UnicodeDecodeError:
                         utf8 = False
-                newlines += block.count(b"\n")
-                out.write(block.replace(b"\r", b"").replace(b"\n", b"").replace(term, term + b"\n"))
+                layout.see(block)
+                out.write(block.replace(b"\r", b"").replace(b"\n", b"").replace(term, b"\n"))
                 offset += len(block)
+                block = f.read(BLOCK_BYTES)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         out_path.unlink(missing_ok=True)
         raise AsapFormatError(source, f"cannot be read: {exc}") from exc
     except AsapFormatError:
         out_path.unlink(missing_ok=True)
         raise
-    return Prepared(header, out_path, 0, "utf-8" if utf8 else "latin-1", "unknown" if newlines else "one", out_path)
+    return Prepared(header, out_path, 0, "utf-8" if utf8 else "latin-1", layout.line_of_segment(), out_path)
+
+
+class _Layout:
+    """Whether the original file has exactly one segment per line (then line = segment number)."""
+
+    def __init__(self, term: bytes, on_first_line: bool):
+        self.term, self.on_first_line = term, on_first_line
+        self.pairs = self.newlines = 0
+        self.crlf = False
+        # Counting starts just after the header's own terminator, which a newline may follow.
+        self.terms = 1
+        self.first, self.prev, self.last = b"", term, b""
+
+    def see(self, block: bytes) -> None:
+        if not self.first:
+            self.first = block[:1]
+        self.crlf = self.crlf or b"\r" in block
+        self.pairs += (self.prev + block).count(self.term + b"\n")
+        self.terms += block.count(self.term)
+        self.newlines += block.count(b"\n")
+        self.prev = self.last = block[-1:]
+
+    def line_of_segment(self) -> str:
+        if self.newlines == 0:
+            return "one"
+        one_per_line = (not self.crlf and self.on_first_line and self.first == b"\n"
+                        and self.newlines == self.pairs
+                        and (self.terms == self.pairs or (self.terms == self.pairs + 1 and self.last == self.term)))
+        return "position" if one_per_line else "unknown"
 
 
 def load(engine: Engine, prepared: Prepared, tx: IngestTransaction, key: bytes, max_days_supply: int) -> AsapSummary:

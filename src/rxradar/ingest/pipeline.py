@@ -41,6 +41,7 @@ class FileOutcome:
     rejected: int = 0
     warnings: int = 0
     message: str = ""
+    same_as: str | None = None  # for already-ingested files: the name it was first ingested under
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -80,7 +81,8 @@ def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: 
         if progress:
             progress("bytes", path.stat().st_size)
         return FileOutcome(path, "already-ingested", prior.ingest_id,
-                           message=f"same content as ingest #{prior.ingest_id} ({prior.source_name}, {prior.finished_at})")
+                           message=f"same content as #{prior.ingest_id} {prior.source_name}",
+                           same_as=prior.source_name)
     tx = ws.begin(kind, path, sha)
     try:
         if kind == "asap":

@@ -1,5 +1,5 @@
--- Helpers for reading ASAP elements; variables are set by rxradar.ingest.asap.
-CREATE OR REPLACE TEMP MACRO el(x) AS nullif(trim(rtrim(x, getvariable('asap_term'))), '');
+-- Helpers for reading ASAP elements; variables are set by rxradar.ingest.asap. Elements arrive
+-- without terminators (rxradar.ingest.asap.prepare) and an empty element reads as NULL.
 CREATE OR REPLACE TEMP MACRO ccyymmdd(x) AS
     CASE WHEN regexp_full_match(x, '[0-9]{8}') THEN try_strptime(x, '%Y%m%d')::DATE END;
 CREATE OR REPLACE TEMP MACRO whole(x) AS

@@ -6,6 +6,8 @@
 -- and ndc_checks(v, ndc11, status) computed once per distinct value; variables asap_term,
 -- asap_version, asap_created, asap_max_days, hmac_inner, hmac_outer; macros from asap_macros.sql.
 -- Positions: rowid 0 is the segment after TH, so a segment's number in the file is rowid + 2.
+-- The latest PHA/PAT before each DSP come from a running maximum over positions (a narrow
+-- window, much cheaper than an ASOF join of wide rows); PRE is the segment right after DSP.
 -- The checks on each ASAP record, as data: bit k of a record's problem_bits is rule k
 -- (its condition is the k-th flag() at the end of this file). Severity 'rejected' means the
 -- record is not kept; 'warning' means it is kept and the warning is stored with the rejects.
@@ -40,11 +42,25 @@ SELECT * FROM (VALUES
 ) AS r(bit, field, severity, reason);
 
 CREATE OR REPLACE TEMP TABLE asap_rows AS
-WITH pha AS (
-    SELECT rowid AS pha_pos,
-           el(c1) AS pha01, el(c2) AS pha02, el(c3) AS pha03, el(c4) AS pha04, el(c5) AS pha05,
-           el(c7) AS pha07, el(c8) AS pha08, el(c9) AS pha09, el(c12) AS pha12
-    FROM asap_seg WHERE c0 = 'PHA'
+WITH hierarchy AS (
+    -- For every segment, the latest PHA and PAT at or before it. Narrow rows keep this cheap.
+    SELECT rowid AS pos, c0,
+           max(CASE WHEN c0 = 'PHA' THEN rowid END) OVER upto AS pha_pos,
+           max(CASE WHEN c0 = 'PAT' THEN rowid END) OVER upto AS pat_pos
+    FROM asap_seg
+    WINDOW upto AS (ORDER BY rowid ROWS UNBOUNDED PRECEDING)
+),
+pha AS (
+    SELECT p.*,
+           CASE WHEN n.npi_ok THEN pha01 WHEN c.ncpdp_ok THEN pha02 WHEN d.dea_ok THEN pha03 END AS pharmacy_id
+    FROM (
+        SELECT rowid AS pha_pos, c1 AS pha01, c2 AS pha02, c3 AS pha03, c4 AS pha04, c5 AS pha05,
+               c7 AS pha07, c8 AS pha08, c9 AS pha09, c12 AS pha12
+        FROM asap_seg WHERE c0 = 'PHA'
+    ) AS p
+    LEFT JOIN id_checks AS n ON n.v = p.pha01
+    LEFT JOIN id_checks AS c ON c.v = p.pha02
+    LEFT JOIN id_checks AS d ON d.v = p.pha03
 ),
 pat AS (
     SELECT * EXCLUDE (pos), pos AS pat_pos,
@@ -56,47 +72,47 @@ pat AS (
                            WHEN pat02 = '07' THEN regexp_replace(pat03, '[^0-9]', '', 'g')
                            ELSE concat_ws('|', coalesce(pat01, ''), coalesce(pat02, ''), pat03) END) AS id_hash
     FROM (
-        SELECT rowid AS pos, el(c1) AS pat01, el(c2) AS pat02, el(c3) AS pat03, el(c7) AS pat07, el(c8) AS pat08,
-               el(c9) AS pat09, el(c11) AS pat11, el(c12) AS pat12, el(c13) AS pat13, el(c14) AS pat14,
-               el(c15) AS pat15, el(c16) AS pat16, el(c17) AS pat17, el(c18) AS pat18,
-               ccyymmdd(el(c18)) AS birth_date,
-               upper(el(c19)) AS pat19,
-               CASE WHEN upper(el(c19)) IN ('F', 'M', 'U') THEN upper(el(c19)) ELSE 'U' END AS sex,
-               el(c20) AS pat20, el(c21) AS pat21,
-               left(replace(el(c16), '-', ''), 5) AS zip5
+        SELECT rowid AS pos, c1 AS pat01, c2 AS pat02, c3 AS pat03, c7 AS pat07, c8 AS pat08,
+               c9 AS pat09, c11 AS pat11, c12 AS pat12, c13 AS pat13, c14 AS pat14,
+               c15 AS pat15, c16 AS pat16, c17 AS pat17, c18 AS pat18,
+               ccyymmdd(c18) AS birth_date,
+               upper(c19) AS pat19,
+               CASE WHEN upper(c19) IN ('F', 'M', 'U') THEN upper(c19) ELSE 'U' END AS sex,
+               c20 AS pat20, c21 AS pat21,
+               left(replace(c16, '-', ''), 5) AS zip5
         FROM asap_seg WHERE c0 = 'PAT'
     )
 ),
 pre AS (
-    SELECT rowid AS pre_pos, el(c1) AS pre01, el(c2) AS pre02, el(c5) AS pre05, el(c6) AS pre06,
-           el(c11) AS pre11, el(c13) AS pre13, el(c14) AS pre14, el(c15) AS pre15
+    SELECT rowid AS pre_pos, c1 AS pre01, c2 AS pre02, c5 AS pre05, c6 AS pre06,
+           c11 AS pre11, c13 AS pre13, c14 AS pre14, c15 AS pre15
     FROM asap_seg WHERE c0 = 'PRE'
 ),
 dsp AS (
     SELECT rowid AS pos,
-           row_number() OVER (ORDER BY rowid) AS record_number,  -- DSP ordinal in the file
-           coalesce(el(c1), '00') AS dsp01,  -- ASAP 4.0 left DSP01 blank for a new record
-           el(c2) AS dsp02, el(c3) AS dsp03, el(c4) AS dsp04, el(c5) AS dsp05, el(c6) AS dsp06,
-           el(c7) AS dsp07, el(c8) AS dsp08, el(c9) AS dsp09, el(c10) AS dsp10, el(c11) AS dsp11,
-           el(c12) AS dsp12, el(c13) AS dsp13, el(c16) AS dsp16, el(c17) AS dsp17, el(c24) AS dsp24,
-           el(c25) AS dsp25
+           coalesce(c1, '00') AS dsp01,  -- ASAP 4.0 left DSP01 blank for a new record
+           c2 AS dsp02, c3 AS dsp03, c4 AS dsp04, c5 AS dsp05, c6 AS dsp06,
+           c7 AS dsp07, c8 AS dsp08, c9 AS dsp09, c10 AS dsp10, c11 AS dsp11,
+           c12 AS dsp12, c13 AS dsp13, c16 AS dsp16, c17 AS dsp17, c24 AS dsp24,
+           c25 AS dsp25
     FROM asap_seg WHERE c0 = 'DSP'
 ),
 joined AS (
-    SELECT dsp.*, pha.*, pat.*, pre.*
-    FROM dsp
-    ASOF LEFT JOIN pha ON dsp.pos > pha.pha_pos
-    ASOF LEFT JOIN pat ON dsp.pos > pat.pat_pos
-    LEFT JOIN pre ON pre.pre_pos = dsp.pos + 1
+    -- record_number is the DSP's segment number in the file: unique, in file order, and what
+    -- a pharmacy needs to find the record.
+    SELECT dsp.*, h.pos + 2 AS record_number, pha.*, pat.*, pre.*
+    FROM hierarchy AS h
+    JOIN dsp ON dsp.pos = h.pos
+    LEFT JOIN pha ON pha.pha_pos = h.pha_pos
+    LEFT JOIN pat ON pat.pat_pos = h.pat_pos
+    LEFT JOIN pre ON pre.pre_pos = h.pos + 1
+    WHERE h.c0 = 'DSP'
 ),
 typed AS (
     SELECT j.*,
            (upper(pat07) = 'REPORT' AND upper(pat08) = 'ZERO') IS TRUE AS zero_report,
            dsp01 = '02' AS is_void,
            pat_pos IS NOT NULL AND pat_pos > coalesce(pha_pos, -1) AS has_pat,
-           CASE WHEN c_pha01.npi_ok THEN pha01
-                WHEN c_pha02.ncpdp_ok THEN pha02
-                WHEN c_pha03.dea_ok THEN pha03 END AS pharmacy_id,
            coalesce(c_pre01.npi_ok, false) AS npi_ok,
            coalesce(c_pre02.dea_ok, false) AS dea_ok,
            CASE WHEN c_pre01.npi_ok THEN pre01
@@ -116,9 +132,6 @@ typed AS (
                 THEN dsp09::DOUBLE END AS quantity,
            whole(dsp10) AS days_supply
     FROM joined AS j
-    LEFT JOIN id_checks AS c_pha01 ON c_pha01.v = j.pha01
-    LEFT JOIN id_checks AS c_pha02 ON c_pha02.v = j.pha02
-    LEFT JOIN id_checks AS c_pha03 ON c_pha03.v = j.pha03
     LEFT JOIN id_checks AS c_pre01 ON c_pre01.v = j.pre01
     LEFT JOIN id_checks AS c_pre02 ON c_pre02.v = j.pre02
     LEFT JOIN ndc_checks AS c_ndc ON c_ndc.v = j.dsp08

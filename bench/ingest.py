@@ -1,0 +1,77 @@
+"""Benchmark ASAP ingest: dispensations per second and peak memory, against a plain Python parser.
+
+    .venv/bin/python bench/ingest.py [--dispensations 1000000]
+
+Builds (once) a valid ASAP 4.2 file with real NDCs under bench/out/, then runs in separate
+processes (so peak memory is each one's own): ``rxradar ingest asap`` into a new workspace,
+and the line-by-line parser of bench/baseline_parser.py. Prints one line per method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+RUNNER = r"""
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, {here!r})
+method, path, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+start = time.perf_counter()
+if method == "rxradar":
+    from rxradar.ingest.pipeline import ingest_files
+    from rxradar.settings import load
+    from rxradar.workspace import Workspace
+    with Workspace(work / "ws") as ws:
+        [outcome] = ingest_files(ws, "asap", [path], load(workspace=work / "ws"))
+    assert outcome.status == "ingested", outcome.message
+    rows = outcome.rows["dispensations"]
+else:
+    import baseline_parser
+    rows = baseline_parser.parse(path, work / "baseline.parquet")
+seconds = time.perf_counter() - start
+print(json.dumps({{"rows": rows, "seconds": seconds,
+                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def run(method: str, path: Path) -> dict:
+    with tempfile.TemporaryDirectory(prefix="rxradar-bench-") as work:
+        out = subprocess.run([sys.executable, "-c", RUNNER.format(here=str(HERE)), method, str(path), work],
+                             check=True, capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dispensations", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per method; the best is reported")
+    args = parser.parse_args()
+    from asap_file import make_file
+
+    path = HERE / "out" / f"bench_{args.dispensations}.asap"
+    if not path.exists():
+        print(f"building {path.name} ...", flush=True)
+        make_file(path, args.dispensations)
+    size_mb = path.stat().st_size / 1e6
+    print(f"file: {path.name}, {size_mb:.0f} MB, {args.dispensations:,} dispensations")
+    results = {}
+    for method in ("baseline", "rxradar"):
+        best = min((run(method, path) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+        results[method] = best
+        print(f"{method:9s} {best['seconds']:7.2f} s  {best['rows'] / best['seconds']:>10,.0f} dispensations/s  "
+              f"{size_mb / best['seconds']:6.1f} MB/s  peak {best['peak_mb']:,.0f} MB", flush=True)
+    speedup = results["baseline"]["seconds"] / results["rxradar"]["seconds"]
+    print(f"rxradar is {speedup:.1f}x the line-by-line parser")
+
+
+if __name__ == "__main__":
+    main()
