@@ -29,7 +29,11 @@ MmeOpt = Annotated[Optional[str], typer.Option("--mme-table", help="cdc2017_data
 
 
 def _settings(workspace: Path | None, **extra) -> settings_mod.Settings:
-    return settings_mod.load(workspace=workspace, **extra)
+    try:
+        return settings_mod.load(workspace=workspace, **extra)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
 
 
 def _ingest(kind: str, paths: list[Path], workspace: Path | None) -> None:
@@ -109,11 +113,11 @@ def ingest_pharmacies(paths: Annotated[list[Path], typer.Argument(help="pharmacy
     _ingest("pharmacies", paths, workspace)
 
 
-def _open(workspace: Path | None) -> tuple[settings_mod.Settings, Workspace]:
-    s = _settings(workspace)
+def _open(workspace: Path | None, **extra) -> tuple[settings_mod.Settings, Workspace]:
+    s = _settings(workspace, **extra)
     try:
         return s, Workspace(s.workspace, create=False)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, PermissionError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)
 
@@ -121,9 +125,7 @@ def _open(workspace: Path | None) -> tuple[settings_mod.Settings, Workspace]:
 @app.command("tables")
 def tables(workspace: WorkspaceOpt = None, mme_table: MmeOpt = None) -> None:
     """List canonical tables with their row counts."""
-    s, ws = _open(workspace)
-    if mme_table:
-        s = settings_mod.load(workspace=s.workspace, mme_table=mme_table)
+    s, ws = _open(workspace, mme_table=mme_table)
     with ws, catalog.open_engine(ws, s) as engine:
         counts = catalog.table_counts(engine)
     out = Table(title=f"workspace {s.workspace}")
@@ -147,9 +149,7 @@ def export(table: Annotated[str, typer.Argument(help="canonical table name")],
                                                      "identified columns (audited)")] = False,
            workspace: WorkspaceOpt = None, mme_table: MmeOpt = None) -> None:
     """Write one table to CSV or Parquet; identified columns only with --identified."""
-    s, ws = _open(workspace)
-    if mme_table:
-        s = settings_mod.load(workspace=s.workspace, mme_table=mme_table)
+    s, ws = _open(workspace, mme_table=mme_table)
     with ws:
         try:
             result = catalog.export_table(ws, s, table, fmt, out, identified=identified)

@@ -50,14 +50,30 @@ def load(**overrides: Any) -> Settings:
     base = Settings()
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        env = os.environ.get(f"RXRADAR_{f.name.upper()}")
+        variable = f"RXRADAR_{f.name.upper()}"
+        env = os.environ.get(variable)
         if env is not None:
-            values[f.name] = _coerce(env, getattr(base, f.name))
+            try:
+                values[f.name] = _coerce(env, getattr(base, f.name))
+            except ValueError:
+                raise ValueError(f"{variable}={env!r} is not a valid {type(getattr(base, f.name)).__name__} "
+                                 f"({f.metadata['help']})") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(values) - {f.name for f in fields(Settings)}
     if unknown:
         raise ValueError(f"unknown settings: {sorted(unknown)}")
-    return replace(base, **values)
+    settings = replace(base, **values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    from rxradar.reference.ndc import mme_factor_tables
+
+    if settings.mme_table not in mme_factor_tables():
+        raise ValueError(f"mme_table {settings.mme_table!r} is not one of {', '.join(mme_factor_tables())}")
+    if settings.max_days_supply < 1:
+        raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
 
 
 def describe() -> list[tuple[str, Any, str]]:

@@ -6,6 +6,7 @@ Layout::
     DIR/meta.sqlite              manifest, live data files, rejects, audit log
     DIR/tables/<table>/*.parquet data, one or more files per ingested source file
     DIR/tmp/                     engine spill space
+    DIR/tmp/ingest/              copies of source files being parsed (removed when done or on recovery)
 
 Writes are atomic per source file: data goes to temporary names, is fsynced and renamed, and
 only then is the file's manifest entry committed together with its data-file list and rejects.
@@ -123,14 +124,28 @@ class Workspace:
     def _load_or_create_key(self) -> bytes:
         path = self.root / "key"
         if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written whole under a temporary name, then linked into place: a crash can leave a
+            # stray temporary file, never a short key.
+            tmp = self.root / f".key.{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(secrets.token_bytes(KEY_BYTES))
                 f.flush()
                 os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process created it first; use theirs
+            finally:
+                tmp.unlink()
+            _fsync_dir(self.root)
         if path.stat().st_mode & 0o077:
             raise PermissionError(f"{path} must be readable by its owner only (chmod 600)")
-        return path.read_bytes()
+        key = path.read_bytes()
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"{path} holds {len(key)} bytes; a workspace key is {KEY_BYTES} random bytes. "
+                             "Restore it from backup: without it identities can no longer be matched.")
+        return key
 
     # -- reading -----------------------------------------------------------------------------
     def live_files(self) -> dict[str, list[str]]:
@@ -176,9 +191,17 @@ class Workspace:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @property
+    def scratch_dir(self) -> Path:
+        """Where readers put working copies of source files while they parse them."""
+        return self.root / "tmp" / "ingest"
+
     def recover(self) -> None:
         """Forget interrupted ingests and delete files no committed ingest lists."""
         self.meta.execute("DELETE FROM manifest WHERE status = 'running'")
+        if self.scratch_dir.exists():
+            for path in self.scratch_dir.iterdir():
+                path.unlink()
         live = {row[0] for row in self.meta.execute("SELECT path FROM data_files")}
         for path in (self.root / "tables").rglob("*"):
             if path.is_file() and str(path.relative_to(self.root)) not in live:

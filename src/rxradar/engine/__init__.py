@@ -158,11 +158,13 @@ class Engine:
         """HMAC-SHA256 of each value (RFC 2104), computed in parallel by the engine.
 
         Equal to ``hmac.new(key, v.encode(), sha256).hexdigest()[:hex_chars]`` (tested), so hashes
-        made here and by :class:`rxradar.privacy.Pseudonymiser` agree.
+        made here and by :class:`rxradar.privacy.Pseudonymiser` agree; empty and null values
+        have no hash.
         """
         inner, outer = hmac_pads(key)
         out = self.query(
-            "SELECT left(sha256(?::BLOB || unhex(sha256(?::BLOB || encode(v)))), ?) AS h FROM vals ORDER BY i",
+            "SELECT CASE WHEN v <> '' THEN left(sha256(?::BLOB || unhex(sha256(?::BLOB || encode(v)))), ?) END AS h "
+            "FROM vals ORDER BY i",
             [outer, inner, hex_chars],
             vals=pa.table({"v": values.cast(pa.string()), "i": pa.array(range(len(values)), pa.int64())}),
         )

@@ -127,7 +127,7 @@ def _load_parsed(tx: IngestTransaction, parsed: Parsed) -> None:
 
 def _load_asap(tx: IngestTransaction, engine: Engine, key: bytes, path: Path, settings: Settings,
                progress: Progress | None) -> str:
-    prepared = asap.prepare(path, path.name, tx.ws.root / "tmp")
+    prepared = asap.prepare(path, path.name, tx.ws.scratch_dir)
     summary = asap.load(engine, prepared, tx, key, settings.max_days_supply)
     if progress:
         progress("bytes", path.stat().st_size)

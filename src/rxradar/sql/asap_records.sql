@@ -69,7 +69,7 @@ pat AS (
            -- An SSN (PAT02 = 07) is hashed as its nine digits alone, as death records' SSNs
            -- are, so the two link deterministically; other IDs keep issuer and qualifier.
            keyed_hash(CASE WHEN pat03 IS NULL THEN NULL
-                           WHEN pat02 = '07' THEN regexp_replace(pat03, '[^0-9]', '', 'g')
+                           WHEN pat02 = '07' THEN issued_ssn(regexp_replace(pat03, '[^0-9]', '', 'g'))
                            ELSE concat_ws('|', coalesce(pat01, ''), coalesce(pat02, ''), pat03) END) AS id_hash
     FROM (
         SELECT rowid AS pos, c1 AS pat01, c2 AS pat02, c3 AS pat03, c7 AS pat07, c8 AS pat08,

@@ -27,17 +27,46 @@ FROM latest AS d
 LEFT JOIN ref_products AS p ON p.ndc11 = d.ndc11
 WHERE d.reporting_status <> '02';
 
--- Registries and ASAP headers both describe prescribers and pharmacies: one row per id, a
--- registry row preferred over what a pharmacy reported, the most recent file winning.
+-- Registries and ASAP headers both describe prescribers and pharmacies: one row per id, each
+-- field taken from the best source that has it (a registry before what a pharmacy reported,
+-- then the most recently ingested), so a state CSV's DEA and county and NPPES's taxonomy meet.
 CREATE OR REPLACE VIEW prescribers AS
-SELECT * FROM prescribers_records
-QUALIFY row_number() OVER (PARTITION BY prescriber_id
-                           ORDER BY (source = 'asap'), ingest_id DESC) = 1;
+SELECT prescriber_id,
+    arg_max(npi, rank) FILTER (WHERE npi IS NOT NULL) AS npi,
+    arg_max(dea, rank) FILTER (WHERE dea IS NOT NULL) AS dea,
+    arg_max(last_name, rank) FILTER (WHERE last_name IS NOT NULL) AS last_name,
+    arg_max(first_name, rank) FILTER (WHERE first_name IS NOT NULL) AS first_name,
+    arg_max(credential, rank) FILTER (WHERE credential IS NOT NULL) AS credential,
+    arg_max(taxonomy_code, rank) FILTER (WHERE taxonomy_code IS NOT NULL) AS taxonomy_code,
+    arg_max(specialty, rank) FILTER (WHERE specialty IS NOT NULL) AS specialty,
+    arg_max(address, rank) FILTER (WHERE address IS NOT NULL) AS address,
+    arg_max(city, rank) FILTER (WHERE city IS NOT NULL) AS city,
+    arg_max(state, rank) FILTER (WHERE state IS NOT NULL) AS state,
+    arg_max(zip, rank) FILTER (WHERE zip IS NOT NULL) AS zip,
+    arg_max(county_fips, rank) FILTER (WHERE county_fips IS NOT NULL) AS county_fips,
+    arg_max(source, rank) FILTER (WHERE source IS NOT NULL) AS source,
+    arg_max(ingest_id, rank) FILTER (WHERE ingest_id IS NOT NULL) AS ingest_id
+FROM (SELECT *, ((source <> 'asap')::INTEGER, ingest_id) AS rank FROM prescribers_records)
+GROUP BY prescriber_id;
 
 CREATE OR REPLACE VIEW pharmacies AS
-SELECT * FROM pharmacies_records
-QUALIFY row_number() OVER (PARTITION BY pharmacy_id
-                           ORDER BY (source = 'asap'), ingest_id DESC) = 1;
+SELECT pharmacy_id,
+    arg_max(npi, rank) FILTER (WHERE npi IS NOT NULL) AS npi,
+    arg_max(ncpdp, rank) FILTER (WHERE ncpdp IS NOT NULL) AS ncpdp,
+    arg_max(dea, rank) FILTER (WHERE dea IS NOT NULL) AS dea,
+    arg_max(name, rank) FILTER (WHERE name IS NOT NULL) AS name,
+    arg_max(address, rank) FILTER (WHERE address IS NOT NULL) AS address,
+    arg_max(city, rank) FILTER (WHERE city IS NOT NULL) AS city,
+    arg_max(state, rank) FILTER (WHERE state IS NOT NULL) AS state,
+    arg_max(zip, rank) FILTER (WHERE zip IS NOT NULL) AS zip,
+    arg_max(county_fips, rank) FILTER (WHERE county_fips IS NOT NULL) AS county_fips,
+    arg_max(lat, rank) FILTER (WHERE lat IS NOT NULL) AS lat,
+    arg_max(lon, rank) FILTER (WHERE lon IS NOT NULL) AS lon,
+    arg_max(chain_site_id, rank) FILTER (WHERE chain_site_id IS NOT NULL) AS chain_site_id,
+    arg_max(source, rank) FILTER (WHERE source IS NOT NULL) AS source,
+    arg_max(ingest_id, rank) FILTER (WHERE ingest_id IS NOT NULL) AS ingest_id
+FROM (SELECT *, ((source <> 'asap')::INTEGER, ingest_id) AS rank FROM pharmacies_records)
+GROUP BY pharmacy_id;
 
 CREATE OR REPLACE VIEW identities AS
 SELECT * FROM identities_records
