@@ -27,7 +27,8 @@ from rxradar.schema import PHARMACIES, PRESCRIBERS, REJECTS, conform
 from rxradar.workspace import IngestTransaction
 
 SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
-LEGACY_PARTIAL_VERSIONS = ("4.0", "4.1")  # DSP13 01 = partial, 02 = not (4.2+: 00, 01, 02... sequence)
+LEGACY_PARTIAL_VERSIONS = ("4.0", "4.1")
+SSN_QUALIFIER = "07"  # PAT02 code for a Social Security number  # DSP13 01 = partial, 02 = not (4.2+: 00, 01, 02... sequence)
 HEADER_PROBE_BYTES = 4096
 BLOCK_BYTES = 16 * 1024 * 1024
 BOM = b"\xef\xbb\xbf"
@@ -64,6 +65,7 @@ class Prepared:
     encoding: str
     line_of_segment: str  # "position" (line = segment number), "one" (all on line 1) or "unknown"
     scratch: Path | None
+    padded: bool = False  # some elements carry surrounding spaces, so every element is trimmed
 
 
 @dataclass(frozen=True)
@@ -121,39 +123,65 @@ def prepare(path: Path, source: str, scratch_dir: Path) -> Prepared:
 
     Dropping CR/LF and the terminators here (byte replacements at C speed) leaves the engine a
     plain separated-values file, so no element has to be cleaned of them row by row. The same
-    pass checks the encoding and works out how segments map to the original file's lines.
+    pass checks the encoding and works out how segments map to the original file's lines. A file
+    that is not UTF-8 is read as Latin-1 and written out as UTF-8 (a second pass, rare).
     """
     scratch_dir.mkdir(parents=True, exist_ok=True)
     out_path = scratch_dir / f"{path.name}.segments"
     try:
-        with open_source(path) as f, open(out_path, "wb") as out:
-            head = f.read(HEADER_PROBE_BYTES)
-            header = read_header(head, source)
-            term = header.term.encode("latin-1")
-            layout = _Layout(term, on_first_line=head.startswith(b"TH"))
-            decoder = codecs.getincrementaldecoder("utf-8")()
-            utf8, offset = True, header.length
-            block = head[header.length:]
-            while block:
-                if NUL in block:
-                    raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
-                                          "not a text file")
-                if utf8:
-                    try:
-                        decoder.decode(block)
-                    except UnicodeDecodeError:
-                        utf8 = False
-                layout.see(block)
-                out.write(block.replace(b"\r", b"").replace(b"\n", b"").replace(term, b"\n"))
-                offset += len(block)
-                block = f.read(BLOCK_BYTES)
+        header, stream = _stream(path, source, out_path, transcode=False)
+        if not stream.utf8:
+            header, stream = _stream(path, source, out_path, transcode=True)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         out_path.unlink(missing_ok=True)
         raise AsapFormatError(source, f"cannot be read: {exc}") from exc
     except AsapFormatError:
         out_path.unlink(missing_ok=True)
         raise
-    return Prepared(header, out_path, 0, "utf-8" if utf8 else "latin-1", layout.line_of_segment(), out_path)
+    return Prepared(header, out_path, 0, "utf-8", stream.layout.line_of_segment(), out_path, stream.padded)
+
+
+@dataclass
+class _Streamed:
+    layout: _Layout
+    utf8: bool = True
+    padded: bool = False
+
+
+def _stream(path: Path, source: str, out_path: Path, transcode: bool) -> tuple[Header, _Streamed]:
+    with open_source(path) as f, open(out_path, "wb") as out:
+        head = f.read(HEADER_PROBE_BYTES)
+        header = read_header(head, source)
+        term, sep = header.term.encode("latin-1"), header.sep.encode("latin-1")
+        result = _Streamed(_Layout(term, on_first_line=head.startswith(b"TH")))
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset, block = header.length, head[header.length:]
+        while block:
+            if NUL in block:
+                raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
+                                      "not a text file")
+            if result.utf8 and not transcode:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    result.utf8 = False
+            result.layout.see(block)
+            lines = block.replace(b"\r", b"").replace(b"\n", b"").replace(term, b"\n")
+            result.padded = result.padded or _has_padding(lines, sep)
+            out.write(lines.decode("latin-1").encode("utf-8") if transcode else lines)
+            offset += len(block)
+            block = f.read(BLOCK_BYTES)
+        if result.utf8 and not transcode:
+            try:
+                decoder.decode(b"", final=True)  # a file cut inside a multi-byte character
+            except UnicodeDecodeError:
+                result.utf8 = False
+    return header, result
+
+
+def _has_padding(lines: bytes, sep: bytes) -> bool:
+    """Whether any element starts or ends with a space (some writers pad elements)."""
+    return any(p in lines for p in (b" " + sep, sep + b" ", b" \n"))
 
 
 class _Layout:
@@ -162,15 +190,17 @@ class _Layout:
     def __init__(self, term: bytes, on_first_line: bool):
         self.term, self.on_first_line = term, on_first_line
         self.pairs = self.newlines = 0
-        self.crlf = False
+        self.lone_cr = False
         # Counting starts just after the header's own terminator, which a newline may follow.
         self.terms = 1
         self.first, self.prev, self.last = b"", term, b""
 
     def see(self, block: bytes) -> None:
+        # CR LF counts as one line end; a CR on its own (old Mac files) leaves lines unknown.
+        self.lone_cr = self.lone_cr or block.count(b"\r") != block.count(b"\r\n")
+        block = block.replace(b"\r", b"")
         if not self.first:
             self.first = block[:1]
-        self.crlf = self.crlf or b"\r" in block
         self.pairs += (self.prev + block).count(self.term + b"\n")
         self.terms += block.count(self.term)
         self.newlines += block.count(b"\n")
@@ -179,7 +209,7 @@ class _Layout:
     def line_of_segment(self) -> str:
         if self.newlines == 0:
             return "one"
-        one_per_line = (not self.crlf and self.on_first_line and self.first == b"\n"
+        one_per_line = (not self.lone_cr and self.on_first_line and self.first == b"\n"
                         and self.newlines == self.pairs
                         and (self.terms == self.pairs or (self.terms == self.pairs + 1 and self.last == self.term)))
         return "position" if one_per_line else "unknown"
@@ -191,7 +221,7 @@ def load(engine: Engine, prepared: Prepared, tx: IngestTransaction, key: bytes, 
     inner, outer = hmac_pads(key)
     engine.set_variables(
         asap_term=h.term, asap_sep=h.sep, asap_version=h.version, asap_tcn=h.control_number,
-        asap_created=h.created or datetime(9999, 12, 31), asap_max_days=max_days_supply,
+        asap_created=h.created, asap_max_days=max_days_supply, asap_trim=prepared.padded,
         asap_legacy_partial=h.version in LEGACY_PARTIAL_VERSIONS, hmac_inner=inner, hmac_outer=outer,
         ingest_id=tx.ingest_id, source_file=tx.source_name,
     )
@@ -261,24 +291,67 @@ def _rejects(engine: Engine, prepared: Prepared, source: str) -> pa.Table:
     """Record problems (with the raw PAT/DSP/PRE text for rejected records) and file-level warnings."""
     problems = engine.run("asap_rejects").to_pylist()
     rejected = [p for p in problems if p["severity"] == "rejected"]
-    positions = sorted({q for p in rejected for q in (p["pat_pos"], p["pos"], p["pre_pos"]) if q is not None})
-    raw = {}
-    if positions:
-        raw = dict(zip(*engine.run("asap_raw", {"positions": positions}).to_pydict().values()))
+    raw = _raw_segments(prepared, {q for p in rejected for q in (p["pat_pos"], p["pos"], p["pre_pos"]) if q is not None})
     term = prepared.header.term
     rows = []
     for p in problems:
         text = None
         if p["severity"] == "rejected":
             text = term.join(raw[q] for q in (p["pat_pos"], p["pos"], p["pre_pos"]) if q is not None and q in raw)
+        at = _position_at_fault(p)
         rows.append({"source_file": source, "record_number": p["record_number"], "segment": _segment_of(p["field"]),
-                     "segment_number": p["pos"] + 2, "line": _line(prepared, p["pos"]), "field": p["field"],
+                     "segment_number": at + 2, "line": _line(prepared, at), "field": p["field"],
                      "severity": p["severity"], "reason": p["reason"], "raw": text})
     for s in engine.run("asap_structure").to_pylist():
         rows.append({"source_file": source, "record_number": None, "segment": _segment_of(s["field"]),
                      "segment_number": None if s["pos"] is None else s["pos"] + 2, "line": _line(prepared, s["pos"]),
                      "field": s["field"], "severity": WARNING, "reason": s["reason"], "raw": None})
     return pa.Table.from_pylist(rows, schema=REJECTS.schema)
+
+
+def _raw_segments(prepared: Prepared, positions: set[int]) -> dict[int, str]:
+    """The segments at these positions, as the file had them, SSNs (PAT02 = 07) starred out.
+
+    One streaming pass over the one-segment-per-line copy, counting newlines at C speed and
+    splitting only the blocks that hold a wanted segment; nothing when nothing was rejected.
+    """
+    wanted = sorted(positions)
+    out: dict[int, str] = {}
+    if not wanted:
+        return out
+    sep = prepared.header.sep
+    line, carry, i = 0, b"", 0
+    with open(prepared.path, "rb") as f:
+        while i < len(wanted) and (block := f.read(BLOCK_BYTES)):
+            block = carry + block
+            cut = block.rfind(b"\n") + 1
+            block, carry = block[:cut], block[cut:]
+            lines_here = block.count(b"\n")
+            if wanted[i] < line + lines_here:
+                split = block.split(b"\n")
+                while i < len(wanted) and wanted[i] < line + lines_here:
+                    out[wanted[i]] = _masked(split[wanted[i] - line].decode(prepared.encoding, "replace"), sep)
+                    i += 1
+            line += lines_here
+        if i < len(wanted) and carry:  # the last line had no newline
+            out[wanted[i]] = _masked(carry.decode(prepared.encoding, "replace"), sep)
+    return out
+
+
+def _masked(segment: str, sep: str) -> str:
+    """Star out an SSN given as the patient ID (PAT02/PAT03) or the additional ID (PAT05/PAT06)."""
+    elements = segment.split(sep)
+    if elements[0].strip() == "PAT":
+        for qualifier, value in ((2, 3), (5, 6)):
+            if len(elements) > value and elements[qualifier].strip() == SSN_QUALIFIER:
+                elements[value] = "*" * len(elements[value])
+    return sep.join(elements)
+
+
+def _position_at_fault(problem: dict) -> int:
+    """The segment a problem is about: the PAT, PRE or PHA named by its element, else the DSP."""
+    parent = {"PAT": "pat_pos", "PRE": "pre_pos", "PHA": "pha_pos"}.get(_segment_of(problem["field"]) or "")
+    return problem[parent] if parent and problem[parent] is not None else problem["pos"]
 
 
 def _segment_of(field: str) -> str | None:

@@ -1,7 +1,8 @@
 -- Load one ASAP file's segments (one per line, TH already read) into a temporary table.
 -- The reader runs in parallel; with insertion order preserved, rowid is the segment's position
 -- in the file, which is what the hierarchy (PHA > PAT > DSP > PRE) is built from.
--- Elements beyond c40 are ignored; short (trimmed) segments are padded with NULL.
+-- Elements are read up to c25 (DSP25, the last one rxradar uses); later ones are ignored and
+-- short (trimmed) segments are padded with NULL. Rejects quote the segment from the file itself.
 CREATE OR REPLACE TEMP TABLE asap_seg AS
 SELECT * FROM read_csv(
     $path, delim = $sep, quote = '', escape = '', header = false, skip = $skip,
@@ -13,9 +14,6 @@ SELECT * FROM read_csv(
         'c10': 'VARCHAR', 'c11': 'VARCHAR', 'c12': 'VARCHAR', 'c13': 'VARCHAR', 'c14': 'VARCHAR',
         'c15': 'VARCHAR', 'c16': 'VARCHAR', 'c17': 'VARCHAR', 'c18': 'VARCHAR', 'c19': 'VARCHAR',
         'c20': 'VARCHAR', 'c21': 'VARCHAR', 'c22': 'VARCHAR', 'c23': 'VARCHAR', 'c24': 'VARCHAR',
-        'c25': 'VARCHAR', 'c26': 'VARCHAR', 'c27': 'VARCHAR', 'c28': 'VARCHAR', 'c29': 'VARCHAR',
-        'c30': 'VARCHAR', 'c31': 'VARCHAR', 'c32': 'VARCHAR', 'c33': 'VARCHAR', 'c34': 'VARCHAR',
-        'c35': 'VARCHAR', 'c36': 'VARCHAR', 'c37': 'VARCHAR', 'c38': 'VARCHAR', 'c39': 'VARCHAR',
-        'c40': 'VARCHAR'
+        'c25': 'VARCHAR'
     }
 );

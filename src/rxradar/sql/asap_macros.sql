@@ -1,5 +1,9 @@
 -- Helpers for reading ASAP elements; variables are set by rxradar.ingest.asap. Elements arrive
 -- without terminators (rxradar.ingest.asap.prepare) and an empty element reads as NULL.
+-- Files whose writer pads elements with spaces are trimmed; asap_trim is constant per file, so
+-- the engine folds the test away for the usual unpadded file.
+CREATE OR REPLACE TEMP MACRO el(x) AS
+    CASE WHEN getvariable('asap_trim') THEN nullif(trim(x), '') ELSE x END;
 CREATE OR REPLACE TEMP MACRO ccyymmdd(x) AS
     CASE WHEN regexp_full_match(x, '[0-9]{8}') THEN try_strptime(x, '%Y%m%d')::DATE END;
 CREATE OR REPLACE TEMP MACRO whole(x) AS

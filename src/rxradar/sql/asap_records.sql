@@ -38,7 +38,8 @@ SELECT * FROM (VALUES
     (22, 'DSP03', 'warning', 'date written is not a valid date'),
     (23, 'DSP03', 'warning', 'date written is after date filled'),
     (24, 'PAT18', 'warning', 'patient date of birth is missing or invalid; kept'),
-    (25, 'PAT19', 'warning', 'gender code is not F, M or U; set to U')
+    (25, 'PAT19', 'warning', 'gender code is not F, M or U; set to U'),
+    (26, 'PAT', 'rejected', 'an unreadable segment stands between this DSP and its PAT; the patient is uncertain')
 ) AS r(bit, field, severity, reason);
 
 CREATE OR REPLACE TEMP TABLE asap_rows AS
@@ -46,7 +47,9 @@ WITH hierarchy AS (
     -- For every segment, the latest PHA and PAT at or before it. Narrow rows keep this cheap.
     SELECT rowid AS pos, c0,
            max(CASE WHEN c0 = 'PHA' THEN rowid END) OVER upto AS pha_pos,
-           max(CASE WHEN c0 = 'PAT' THEN rowid END) OVER upto AS pat_pos
+           max(CASE WHEN c0 = 'PAT' THEN rowid END) OVER upto AS pat_pos,
+           max(CASE WHEN c0 IS NULL OR c0 NOT IN ('IS', 'PHA', 'PAT', 'DSP', 'PRE', 'CDI', 'AIR', 'TP', 'TT')
+                    THEN rowid END) OVER upto AS unreadable_pos
     FROM asap_seg
     WINDOW upto AS (ORDER BY rowid ROWS UNBOUNDED PRECEDING)
 ),
@@ -54,8 +57,8 @@ pha AS (
     SELECT p.*,
            CASE WHEN n.npi_ok THEN pha01 WHEN c.ncpdp_ok THEN pha02 WHEN d.dea_ok THEN pha03 END AS pharmacy_id
     FROM (
-        SELECT rowid AS pha_pos, c1 AS pha01, c2 AS pha02, c3 AS pha03, c4 AS pha04, c5 AS pha05,
-               c7 AS pha07, c8 AS pha08, c9 AS pha09, c12 AS pha12
+        SELECT rowid AS pha_pos, el(c1) AS pha01, el(c2) AS pha02, el(c3) AS pha03, el(c4) AS pha04, el(c5) AS pha05,
+               el(c7) AS pha07, el(c8) AS pha08, el(c9) AS pha09, el(c12) AS pha12
         FROM asap_seg WHERE c0 = 'PHA'
     ) AS p
     LEFT JOIN id_checks AS n ON n.v = p.pha01
@@ -64,43 +67,45 @@ pha AS (
 ),
 pat AS (
     SELECT * EXCLUDE (pos), pos AS pat_pos,
-           keyed_hash(concat_ws('|', upper(pat07), upper(pat08), upper(left(pat09, 1)),
-                                coalesce(strftime(birth_date, '%Y-%m-%d'), ''), sex, coalesce(zip5, ''))) AS identity_id,
+           -- The identity key: every part keeps its slot when empty, so fields never shift.
+           keyed_hash(concat_ws('|', coalesce(upper(pat07), ''), coalesce(upper(pat08), ''),
+                                coalesce(upper(left(pat09, 1)), ''), coalesce(strftime(birth_date, '%Y-%m-%d'), ''),
+                                sex, coalesce(zip5, ''))) AS identity_id,
            -- An SSN (PAT02 = 07) is hashed as its nine digits alone, as death records' SSNs
            -- are, so the two link deterministically; other IDs keep issuer and qualifier.
            keyed_hash(CASE WHEN pat03 IS NULL THEN NULL
                            WHEN pat02 = '07' THEN issued_ssn(regexp_replace(pat03, '[^0-9]', '', 'g'))
                            ELSE concat_ws('|', coalesce(pat01, ''), coalesce(pat02, ''), pat03) END) AS id_hash
     FROM (
-        SELECT rowid AS pos, c1 AS pat01, c2 AS pat02, c3 AS pat03, c7 AS pat07, c8 AS pat08,
-               c9 AS pat09, c11 AS pat11, c12 AS pat12, c13 AS pat13, c14 AS pat14,
-               c15 AS pat15, c16 AS pat16, c17 AS pat17, c18 AS pat18,
-               ccyymmdd(c18) AS birth_date,
-               upper(c19) AS pat19,
-               CASE WHEN upper(c19) IN ('F', 'M', 'U') THEN upper(c19) ELSE 'U' END AS sex,
-               c20 AS pat20, c21 AS pat21,
-               left(replace(c16, '-', ''), 5) AS zip5
+        SELECT rowid AS pos, el(c1) AS pat01, el(c2) AS pat02, el(c3) AS pat03, el(c7) AS pat07, el(c8) AS pat08,
+               el(c9) AS pat09, el(c11) AS pat11, el(c12) AS pat12, el(c13) AS pat13, el(c14) AS pat14,
+               el(c15) AS pat15, el(c16) AS pat16, el(c17) AS pat17, el(c18) AS pat18,
+               ccyymmdd(el(c18)) AS birth_date,
+               upper(el(c19)) AS pat19,
+               CASE WHEN upper(el(c19)) IN ('F', 'M', 'U') THEN upper(el(c19)) ELSE 'U' END AS sex,
+               el(c20) AS pat20, el(c21) AS pat21,
+               left(replace(el(c16), '-', ''), 5) AS zip5
         FROM asap_seg WHERE c0 = 'PAT'
     )
 ),
 pre AS (
-    SELECT rowid AS pre_pos, c1 AS pre01, c2 AS pre02, c5 AS pre05, c6 AS pre06,
-           c11 AS pre11, c13 AS pre13, c14 AS pre14, c15 AS pre15
+    SELECT rowid AS pre_pos, el(c1) AS pre01, el(c2) AS pre02, el(c5) AS pre05, el(c6) AS pre06,
+           el(c11) AS pre11, el(c13) AS pre13, el(c14) AS pre14, el(c15) AS pre15
     FROM asap_seg WHERE c0 = 'PRE'
 ),
 dsp AS (
     SELECT rowid AS pos,
-           coalesce(c1, '00') AS dsp01,  -- ASAP 4.0 left DSP01 blank for a new record
-           c2 AS dsp02, c3 AS dsp03, c4 AS dsp04, c5 AS dsp05, c6 AS dsp06,
-           c7 AS dsp07, c8 AS dsp08, c9 AS dsp09, c10 AS dsp10, c11 AS dsp11,
-           c12 AS dsp12, c13 AS dsp13, c16 AS dsp16, c17 AS dsp17, c24 AS dsp24,
-           c25 AS dsp25
+           coalesce(el(c1), '00') AS dsp01,  -- ASAP 4.0 left DSP01 blank for a new record
+           el(c2) AS dsp02, el(c3) AS dsp03, el(c4) AS dsp04, el(c5) AS dsp05, el(c6) AS dsp06,
+           el(c7) AS dsp07, el(c8) AS dsp08, el(c9) AS dsp09, el(c10) AS dsp10, el(c11) AS dsp11,
+           el(c12) AS dsp12, el(c13) AS dsp13, el(c16) AS dsp16, el(c17) AS dsp17, el(c24) AS dsp24,
+           el(c25) AS dsp25
     FROM asap_seg WHERE c0 = 'DSP'
 ),
 joined AS (
     -- record_number is the DSP's segment number in the file: unique, in file order, and what
     -- a pharmacy needs to find the record.
-    SELECT dsp.*, h.pos + 2 AS record_number, pha.*, pat.*, pre.*
+    SELECT dsp.*, h.pos + 2 AS record_number, h.unreadable_pos, pha.*, pat.*, pre.*
     FROM hierarchy AS h
     JOIN dsp ON dsp.pos = h.pos
     LEFT JOIN pha ON pha.pha_pos = h.pha_pos
@@ -164,5 +169,6 @@ SELECT *,
         flag(NOT is_void AND dsp03 IS NOT NULL AND written_date IS NULL, 22) |
         flag(written_date > fill_date, 23) |
         flag(NOT is_void AND has_pat AND birth_date IS NULL, 24) |
-        flag(NOT is_void AND has_pat AND (pat19 IS NULL OR pat19 NOT IN ('F', 'M', 'U')), 25) AS problem_bits
+        flag(NOT is_void AND has_pat AND (pat19 IS NULL OR pat19 NOT IN ('F', 'M', 'U')), 25) |
+        flag(unreadable_pos > pat_pos, 26) AS problem_bits
 FROM typed;

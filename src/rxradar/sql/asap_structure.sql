@@ -1,6 +1,6 @@
 -- File-level checks, as warnings: trailer counts (formats.md §1.3), unknown segments, order.
 -- TP01 = segments PHA..TP of that pharmacy; TT01 = TH02; TT02 = all segments TH..TT.
-WITH seg AS (SELECT rowid AS pos, c0, c1 AS e1, c2 AS e2 FROM asap_seg),
+WITH seg AS (SELECT rowid AS pos, c0, el(c1) AS e1, el(c2) AS e2 FROM asap_seg),
 pha AS (SELECT pos AS pha_pos FROM seg WHERE c0 = 'PHA'),
 first_tt AS (SELECT min(pos) AS tt_pos FROM seg WHERE c0 = 'TT')
 SELECT t.pos, 'TP01' AS field,
@@ -15,7 +15,8 @@ UNION ALL
 SELECT pos, 'TT02', 'TT02 says ' || coalesce(e2, 'nothing') || '; the file has ' || (pos + 2) || ' segments'
 FROM seg WHERE c0 = 'TT' AND e2 IS DISTINCT FROM (pos + 2)::VARCHAR
 UNION ALL
-SELECT min(pos), 'segment', count(*) || ' segment(s) with unknown id ' || c0 || '; ignored'
+SELECT min(pos), 'segment',
+       count(*) || ' segment(s) with unknown id ' || coalesce('''' || c0 || '''', '(none)') || '; ignored'
 FROM seg WHERE c0 NOT IN ('IS', 'PHA', 'PAT', 'DSP', 'PRE', 'CDI', 'AIR', 'TP', 'TT') OR c0 IS NULL
 GROUP BY c0
 UNION ALL
