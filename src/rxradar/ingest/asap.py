@@ -155,19 +155,22 @@ def _stream(path: Path, source: str, out_path: Path, transcode: bool) -> tuple[H
         term, sep = header.term.encode("latin-1"), header.sep.encode("latin-1")
         result = _Streamed(_Layout(term, on_first_line=head.startswith(b"TH")))
         decoder = codecs.getincrementaldecoder("utf-8")()
+        # One C pass per block: CR and LF dropped, each terminator becomes a line end.
+        to_lines = bytes.maketrans(term, b"\n")
         offset, block = header.length, head[header.length:]
         while block:
             if NUL in block:
                 raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
                                       "not a text file")
-            if result.utf8 and not transcode:
+            if result.utf8 and not transcode and not (block.isascii() and not decoder.getstate()[0]):
                 try:
                     decoder.decode(block)
                 except UnicodeDecodeError:
                     result.utf8 = False
             result.layout.see(block)
-            lines = block.replace(b"\r", b"").replace(b"\n", b"").replace(term, b"\n")
-            result.padded = result.padded or _has_padding(lines, sep)
+            lines = block.translate(to_lines, b"\r\n")
+            if offset == header.length:  # padding is a habit of the writing software: one look is enough
+                result.padded = _has_padding(lines, sep)
             out.write(lines.decode("latin-1").encode("utf-8") if transcode else lines)
             offset += len(block)
             block = f.read(BLOCK_BYTES)
@@ -185,33 +188,36 @@ def _has_padding(lines: bytes, sep: bytes) -> bool:
 
 
 class _Layout:
-    """Whether the original file has exactly one segment per line (then line = segment number)."""
+    """Whether the original file has exactly one segment per line (then line = segment number).
+
+    Every block must have as many line ends as terminators; the first block must also have each
+    terminator followed by its line end (checking that everywhere would double the pass).
+    """
 
     def __init__(self, term: bytes, on_first_line: bool):
         self.term, self.on_first_line = term, on_first_line
-        self.pairs = self.newlines = 0
+        # Counting starts just after the header's own terminator, which a line end may follow.
+        self.balance = 1
         self.lone_cr = False
-        # Counting starts just after the header's own terminator, which a newline may follow.
-        self.terms = 1
-        self.first, self.prev, self.last = b"", term, b""
+        self.aligned: bool | None = None
+        self.seen_newline = False
 
     def see(self, block: bytes) -> None:
         # CR LF counts as one line end; a CR on its own (old Mac files) leaves lines unknown.
-        self.lone_cr = self.lone_cr or block.count(b"\r") != block.count(b"\r\n")
-        block = block.replace(b"\r", b"")
-        if not self.first:
-            self.first = block[:1]
-        self.pairs += (self.prev + block).count(self.term + b"\n")
-        self.terms += block.count(self.term)
-        self.newlines += block.count(b"\n")
-        self.prev = self.last = block[-1:]
+        if b"\r" in block:
+            self.lone_cr = self.lone_cr or block.count(b"\r") != block.count(b"\r\n")
+            block = block.replace(b"\r", b"")
+        newlines = block.count(b"\n")
+        self.seen_newline = self.seen_newline or newlines > 0
+        self.balance += block.count(self.term) - newlines
+        if self.aligned is None:
+            self.aligned = block.startswith(b"\n") and block.count(self.term + b"\n") + 1 == newlines
 
     def line_of_segment(self) -> str:
-        if self.newlines == 0:
+        if not self.seen_newline:
             return "one"
-        one_per_line = (not self.lone_cr and self.on_first_line and self.first == b"\n"
-                        and self.newlines == self.pairs
-                        and (self.terms == self.pairs or (self.terms == self.pairs + 1 and self.last == self.term)))
+        # A file may end with a terminator and no line end.
+        one_per_line = (not self.lone_cr and self.on_first_line and bool(self.aligned) and self.balance in (0, 1))
         return "position" if one_per_line else "unknown"
 
 
@@ -255,6 +261,7 @@ def load(engine: Engine, prepared: Prepared, tx: IngestTransaction, key: bytes, 
                 pass
         engine.query("DROP VIEW IF EXISTS asap_kept")
         engine.query("DROP TABLE IF EXISTS asap_rows")
+        engine.query("DROP TABLE IF EXISTS asap_pat")
         engine.query("DROP TABLE IF EXISTS asap_rules")
         engine.query("DROP TABLE IF EXISTS asap_seg")
         if prepared.scratch is not None:

@@ -1,14 +1,8 @@
 -- One row per patient identity (as spelled) among the file's kept records; restricted table.
 -- Where one identity was reported with different addresses, its first report in the file wins.
-SELECT identity_id, p.last_name, p.first_name, p.middle_name, p.name_suffix, p.birth_date, p.sex,
-       p.address, p.city, p.state, p.zip, p.phone, p.id_qualifier, p.id_hash,
+SELECT p.identity_id, p.pat07 AS last_name, p.pat08 AS first_name, p.pat09 AS middle_name,
+       p.pat11 AS name_suffix, p.birth_date, p.sex, nullif(concat_ws(' ', p.pat12, p.pat13), '') AS address,
+       p.pat14 AS city, p.pat15 AS state, p.zip5 AS zip, p.pat17 AS phone, p.pat02 AS id_qualifier, p.id_hash,
        getvariable('ingest_id')::BIGINT AS ingest_id
-FROM (
-    SELECT identity_id,
-           arg_min({'last_name': pat07, 'first_name': pat08, 'middle_name': pat09, 'name_suffix': pat11,
-                    'birth_date': birth_date, 'sex': sex, 'address': nullif(concat_ws(' ', pat12, pat13), ''),
-                    'city': pat14, 'state': pat15, 'zip': zip5, 'phone': pat17, 'id_qualifier': pat02,
-                    'id_hash': id_hash}, pat_pos) AS p
-    FROM asap_kept
-    GROUP BY identity_id
-)
+FROM (SELECT min(pat_pos) AS pat_pos FROM asap_kept GROUP BY identity_id) AS first_report
+JOIN asap_pat AS p USING (pat_pos)

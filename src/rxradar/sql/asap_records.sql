@@ -1,6 +1,8 @@
--- One row per DSP segment of the loaded ASAP file, with its pharmacy (PHA), patient (PAT) and
--- prescriber (PRE), typed, pseudonymised and checked. Problems are a list of
--- bits of problem_bits (rules in asap_rules below); a record breaking a 'rejected' rule is not kept.
+-- Two tables from the loaded ASAP file: asap_pat, one row per PAT segment, pseudonymised; and
+-- asap_rows, one row per DSP segment with its pharmacy (PHA), patient (PAT) and prescriber
+-- (PRE), typed and checked. Problems are bits of problem_bits (rules in asap_rules below); a
+-- record breaking a 'rejected' rule is not kept. Patient text stays in asap_pat (written once per
+-- patient, not once per fill), so asap_rows holds only what dispensations and checks need.
 --
 -- Inputs: temp table asap_seg (asap_load.sql); tables id_checks(v, npi_ok, dea_ok, ncpdp_ok)
 -- and ndc_checks(v, ndc11, status) computed once per distinct value; variables asap_term,
@@ -42,6 +44,30 @@ SELECT * FROM (VALUES
     (26, 'PAT', 'rejected', 'an unreadable segment stands between this DSP and its PAT; the patient is uncertain')
 ) AS r(bit, field, severity, reason);
 
+CREATE OR REPLACE TEMP TABLE asap_pat AS
+SELECT * EXCLUDE (pos), pos AS pat_pos,
+       -- The identity key: every part keeps its slot when empty, so fields never shift.
+       keyed_hash(concat_ws('|', coalesce(upper(pat07), ''), coalesce(upper(pat08), ''),
+                            coalesce(upper(left(pat09, 1)), ''), coalesce(strftime(birth_date, '%Y-%m-%d'), ''),
+                            sex, coalesce(zip5, ''))) AS identity_id,
+       -- An SSN (PAT02 = 07) is hashed as its nine digits alone, as death records' SSNs
+       -- are, so the two link deterministically; other IDs keep issuer and qualifier.
+       keyed_hash(CASE WHEN pat03 IS NULL THEN NULL
+                       WHEN pat02 = '07' THEN issued_ssn(regexp_replace(pat03, '[^0-9]', '', 'g'))
+                       ELSE concat_ws('|', coalesce(pat01, ''), coalesce(pat02, ''), pat03) END) AS id_hash,
+       (upper(pat07) = 'REPORT' AND upper(pat08) = 'ZERO') IS TRUE AS zero_report
+FROM (
+    SELECT rowid AS pos, el(c1) AS pat01, el(c2) AS pat02, el(c3) AS pat03, el(c7) AS pat07, el(c8) AS pat08,
+           el(c9) AS pat09, el(c11) AS pat11, el(c12) AS pat12, el(c13) AS pat13, el(c14) AS pat14,
+           el(c15) AS pat15, el(c17) AS pat17,
+           ccyymmdd(el(c18)) AS birth_date,
+           upper(el(c19)) AS pat19,
+           CASE WHEN upper(el(c19)) IN ('F', 'M', 'U') THEN upper(el(c19)) ELSE 'U' END AS sex,
+           el(c20) AS pat20, el(c21) AS pat21,
+           left(replace(el(c16), '-', ''), 5) AS zip5
+    FROM asap_seg WHERE c0 = 'PAT'
+);
+
 CREATE OR REPLACE TEMP TABLE asap_rows AS
 WITH hierarchy AS (
     -- For every segment, the latest PHA and PAT at or before it. Narrow rows keep this cheap.
@@ -54,44 +80,19 @@ WITH hierarchy AS (
     WINDOW upto AS (ORDER BY rowid ROWS UNBOUNDED PRECEDING)
 ),
 pha AS (
-    SELECT p.*,
-           CASE WHEN n.npi_ok THEN pha01 WHEN c.ncpdp_ok THEN pha02 WHEN d.dea_ok THEN pha03 END AS pharmacy_id
-    FROM (
-        SELECT rowid AS pha_pos, el(c1) AS pha01, el(c2) AS pha02, el(c3) AS pha03, el(c4) AS pha04, el(c5) AS pha05,
-               el(c7) AS pha07, el(c8) AS pha08, el(c9) AS pha09, el(c12) AS pha12
-        FROM asap_seg WHERE c0 = 'PHA'
-    ) AS p
+    SELECT pha_pos, CASE WHEN n.npi_ok THEN pha01 WHEN c.ncpdp_ok THEN pha02 WHEN d.dea_ok THEN pha03 END AS pharmacy_id
+    FROM (SELECT rowid AS pha_pos, el(c1) AS pha01, el(c2) AS pha02, el(c3) AS pha03 FROM asap_seg WHERE c0 = 'PHA') AS p
     LEFT JOIN id_checks AS n ON n.v = p.pha01
     LEFT JOIN id_checks AS c ON c.v = p.pha02
     LEFT JOIN id_checks AS d ON d.v = p.pha03
 ),
 pat AS (
-    SELECT * EXCLUDE (pos), pos AS pat_pos,
-           -- The identity key: every part keeps its slot when empty, so fields never shift.
-           keyed_hash(concat_ws('|', coalesce(upper(pat07), ''), coalesce(upper(pat08), ''),
-                                coalesce(upper(left(pat09, 1)), ''), coalesce(strftime(birth_date, '%Y-%m-%d'), ''),
-                                sex, coalesce(zip5, ''))) AS identity_id,
-           -- An SSN (PAT02 = 07) is hashed as its nine digits alone, as death records' SSNs
-           -- are, so the two link deterministically; other IDs keep issuer and qualifier.
-           keyed_hash(CASE WHEN pat03 IS NULL THEN NULL
-                           WHEN pat02 = '07' THEN issued_ssn(regexp_replace(pat03, '[^0-9]', '', 'g'))
-                           ELSE concat_ws('|', coalesce(pat01, ''), coalesce(pat02, ''), pat03) END) AS id_hash
-    FROM (
-        SELECT rowid AS pos, el(c1) AS pat01, el(c2) AS pat02, el(c3) AS pat03, el(c7) AS pat07, el(c8) AS pat08,
-               el(c9) AS pat09, el(c11) AS pat11, el(c12) AS pat12, el(c13) AS pat13, el(c14) AS pat14,
-               el(c15) AS pat15, el(c16) AS pat16, el(c17) AS pat17, el(c18) AS pat18,
-               ccyymmdd(el(c18)) AS birth_date,
-               upper(el(c19)) AS pat19,
-               CASE WHEN upper(el(c19)) IN ('F', 'M', 'U') THEN upper(el(c19)) ELSE 'U' END AS sex,
-               el(c20) AS pat20, el(c21) AS pat21,
-               left(replace(el(c16), '-', ''), 5) AS zip5
-        FROM asap_seg WHERE c0 = 'PAT'
-    )
+    SELECT pat_pos, identity_id, zero_report AS pat_zero_report, pat07 IS NULL OR pat08 IS NULL AS name_missing,
+           birth_date IS NULL AS birth_missing, pat19, pat20, pat21
+    FROM asap_pat
 ),
 pre AS (
-    SELECT rowid AS pre_pos, el(c1) AS pre01, el(c2) AS pre02, el(c5) AS pre05, el(c6) AS pre06,
-           el(c11) AS pre11, el(c13) AS pre13, el(c14) AS pre14, el(c15) AS pre15
-    FROM asap_seg WHERE c0 = 'PRE'
+    SELECT rowid AS pre_pos, el(c1) AS pre01, el(c2) AS pre02 FROM asap_seg WHERE c0 = 'PRE'
 ),
 dsp AS (
     SELECT rowid AS pos,
@@ -105,7 +106,7 @@ dsp AS (
 joined AS (
     -- record_number is the DSP's segment number in the file: unique, in file order, and what
     -- a pharmacy needs to find the record.
-    SELECT dsp.*, h.pos + 2 AS record_number, h.unreadable_pos, pha.*, pat.*, pre.*
+    SELECT dsp.*, h.pos + 2 AS record_number, h.unreadable_pos, h.pha_pos AS pha_pos, pha.pharmacy_id, pat.*, pre.*
     FROM hierarchy AS h
     JOIN dsp ON dsp.pos = h.pos
     LEFT JOIN pha ON pha.pha_pos = h.pha_pos
@@ -115,7 +116,7 @@ joined AS (
 ),
 typed AS (
     SELECT j.*,
-           (upper(pat07) = 'REPORT' AND upper(pat08) = 'ZERO') IS TRUE AS zero_report,
+           coalesce(pat_zero_report, false) AS zero_report,
            dsp01 = '02' AS is_void,
            pat_pos IS NOT NULL AND pat_pos > coalesce(pha_pos, -1) AS has_pat,
            coalesce(c_pre01.npi_ok, false) AS npi_ok,
@@ -165,10 +166,10 @@ SELECT *,
         flag(NOT is_void AND dsp10 IS NULL, 18) |
         flag(NOT is_void AND dsp10 IS NOT NULL AND days_supply IS NULL, 19) |
         flag(NOT is_void AND (days_supply <= 0 OR days_supply > getvariable('asap_max_days')), 20) |
-        flag(NOT is_void AND has_pat AND (pat07 IS NULL OR pat08 IS NULL), 21) |
+        flag(NOT is_void AND has_pat AND name_missing, 21) |
         flag(NOT is_void AND dsp03 IS NOT NULL AND written_date IS NULL, 22) |
         flag(written_date > fill_date, 23) |
-        flag(NOT is_void AND has_pat AND birth_date IS NULL, 24) |
+        flag(NOT is_void AND has_pat AND birth_missing, 24) |
         flag(NOT is_void AND has_pat AND (pat19 IS NULL OR pat19 NOT IN ('F', 'M', 'U')), 25) |
         flag(unreadable_pos > pat_pos, 26) AS problem_bits
 FROM typed;
