@@ -5,8 +5,8 @@
 -- short (trimmed) segments are padded with NULL. Rejects quote the segment from the file itself.
 CREATE OR REPLACE TEMP TABLE asap_seg AS
 SELECT * FROM read_csv(
-    $path, delim = $sep, quote = '', escape = '', header = false, skip = $skip,
-    null_padding = true, strict_mode = false, auto_detect = false, encoding = $encoding,
+    $path, delim = $sep, quote = '', escape = '', header = false,
+    null_padding = true, strict_mode = false, auto_detect = false, encoding = 'utf-8',
     max_line_size = 1048576, all_varchar = true,
     columns = {
         'c0': 'VARCHAR', 'c1': 'VARCHAR', 'c2': 'VARCHAR', 'c3': 'VARCHAR', 'c4': 'VARCHAR',

@@ -5,7 +5,7 @@
 -- patient, not once per fill), so asap_rows holds only what dispensations and checks need.
 --
 -- Inputs: temp table asap_seg (asap_load.sql); tables id_checks(v, npi_ok, dea_ok, ncpdp_ok)
--- and ndc_checks(v, ndc11, status) computed once per distinct value; variables asap_term,
+-- and ndc_checks(v, ndc11, status) computed once per distinct value; variables
 -- asap_version, asap_created, asap_max_days, hmac_inner, hmac_outer; macros from asap_macros.sql.
 -- Positions: rowid 0 is the segment after TH, so a segment's number in the file is rowid + 2.
 -- The latest PHA/PAT before each DSP come from a running maximum over positions (a narrow
