@@ -29,6 +29,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from rxradar.reference.taxonomy import COLUMNS
+
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "src" / "rxradar" / "reference" / "data" / "taxonomy"
 DEFAULT_SHARED = REPO.parent / "shared" / "data"
@@ -41,16 +43,7 @@ EXPECTED_SHA256 = {
     CROSSWALK: "d1c88c35f731b6aa8057b56f3b2c19504ee5181caeae62e4038fcabe232f5954",
 }
 
-OUTPUT_COLUMNS = [
-    "taxonomy_code",
-    "specialty",
-    "nucc_classification",
-    "nucc_specialization",
-    "medicare_specialty_code",
-    "medicare_specialty_description",
-    "nucc_section",
-    "specialty_basis",
-]
+OUTPUT_COLUMNS = COLUMNS
 
 _FOOTNOTE = re.compile(r"\[\d+\]")
 

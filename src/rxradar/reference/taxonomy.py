@@ -15,7 +15,7 @@ import pyarrow.csv as pacsv
 
 from rxradar.reference import data_path
 
-_COLUMNS = [
+COLUMNS = [  # of taxonomy_specialties.csv, in order (scripts/build_taxonomy.py writes them)
     "taxonomy_code",
     "specialty",
     "nucc_classification",
@@ -34,7 +34,7 @@ def taxonomy_specialties() -> pa.Table:
     return pacsv.read_csv(
         data_path("taxonomy", "taxonomy_specialties.csv"),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in _COLUMNS}, include_columns=_COLUMNS, strings_can_be_null=True
+            column_types={c: pa.string() for c in COLUMNS}, include_columns=COLUMNS, strings_can_be_null=True
         ),
     )
 
