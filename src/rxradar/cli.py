@@ -188,6 +188,42 @@ def settings() -> None:
     console.print(out)
 
 
+@app.command("synth")
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write the state into")],
+    state: Annotated[str, typer.Option(help="two-letter state whose real counties are used")] = "WV",
+    persons: Annotated[Optional[int], typer.Option(help="number of residents (overrides --scale)")] = None,
+    scale: Annotated[str, typer.Option(help="small (~20k persons), medium (~500k) or large (~10M, parquet only)")]
+    = "small",
+    start: Annotated[str, typer.Option(help="first day of the period, YYYY-MM-DD")] = "2019-01-01",
+    end: Annotated[str, typer.Option(help="last day of the period, YYYY-MM-DD")] = "2023-12-31",
+    seed: Annotated[int, typer.Option(help="random seed: the same seed gives the same state")] = 7,
+    fmt: Annotated[str, typer.Option("--format", help="asap (files as pharmacies submit them) or parquet "
+                                     "(canonical tables in a workspace, for benchmark scales)")] = "asap",
+) -> None:
+    """Build a synthetic state with planted truth: ASAP files, deaths, registries and truth/."""
+    from datetime import date
+
+    from rxradar.synth.build import synthesize
+    from rxradar.synth.config import for_scale
+
+    try:
+        config = for_scale(scale, state=state.upper(), seed=seed, start=date.fromisoformat(start),
+                           end=date.fromisoformat(end), **({"persons": persons} if persons else {}))
+        if scale == "large" and fmt == "asap" and not persons:
+            raise ValueError("the large scale is written as --format parquet only (100M dispensations of ASAP text "
+                             "would take hours to write and ingest)")
+        with console.status("building the state") as status:
+            summary = synthesize(config, out, fmt, step=lambda msg: status.update(msg))
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    console.print(f"wrote a synthetic {config.state} to [bold]{summary.out}[/bold]: {summary.persons:,} persons, "
+                  f"{summary.prescribers:,} prescribers, {summary.pharmacies:,} pharmacies, "
+                  f"{summary.dispensations:,} dispensations, {summary.deaths:,} deaths, "
+                  f"{summary.anomalies:,} planted anomalies, {summary.faults:,} planted data faults")
+
+
 @app.command("demo")
 def demo(directory: Annotated[Path, typer.Option("--dir", help="where the sample files and workspace go")]
          = Path("rxradar-demo")) -> None:

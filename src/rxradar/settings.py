@@ -32,6 +32,11 @@ class Settings:
         default="6GB", metadata={"help": "DuckDB memory limit; larger jobs spill to the workspace's tmp directory"}
     )
     threads: int = field(default=0, metadata={"help": "engine threads (0 = all cores)"})
+    asap_batch_bytes: int = field(
+        default=256 * 1024 * 1024,
+        metadata={"help": "ASAP files are read by the engine in batches of up to this many bytes (many small "
+                          "weekly files cost one pass; a larger file is a batch of its own)"},
+    )
 
 
 

@@ -24,11 +24,12 @@ import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rxradar.schema import REJECTS, TABLES
@@ -208,43 +209,92 @@ class Workspace:
                 path.unlink()
 
     def begin(self, kind: str, source: Path, sha256: str) -> IngestTransaction:
-        # A file that failed before is tried afresh: its old failure is replaced, not repeated.
-        failed = [r[0] for r in self.meta.execute(
-            "SELECT ingest_id FROM manifest WHERE kind = ? AND sha256 = ? AND status = 'failed'", [kind, sha256])]
-        for ingest_id in failed:
-            self.meta.execute("DELETE FROM rejects WHERE ingest_id = ?", [ingest_id])
-            self.meta.execute("DELETE FROM manifest WHERE ingest_id = ?", [ingest_id])
-        cur = self.meta.execute(
-            "INSERT INTO manifest (kind, source_name, source_path, sha256, bytes, status, started_at) "
-            "VALUES (?, ?, ?, ?, ?, 'running', ?)",
-            [kind, source.name, str(source), sha256, source.stat().st_size, now()],
-        )
-        return IngestTransaction(self, int(cur.lastrowid), source.name)
+        return self.begin_batch(kind, [(source, sha256)])
+
+    def begin_batch(self, kind: str, sources: list[tuple[Path, str]]) -> IngestTransaction:
+        """One transaction for several source files: each gets its own manifest entry, and all are
+        committed together (so many small files cost one commit, not one each)."""
+        members = []
+        for source, sha256 in sources:
+            # A file that failed before is tried afresh: its old failure is replaced, not repeated.
+            failed = [r[0] for r in self.meta.execute(
+                "SELECT ingest_id FROM manifest WHERE kind = ? AND sha256 = ? AND status = 'failed'", [kind, sha256])]
+            for ingest_id in failed:
+                self.meta.execute("DELETE FROM rejects WHERE ingest_id = ?", [ingest_id])
+                self.meta.execute("DELETE FROM manifest WHERE ingest_id = ?", [ingest_id])
+            cur = self.meta.execute(
+                "INSERT INTO manifest (kind, source_name, source_path, sha256, bytes, status, started_at) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                [kind, source.name, str(source), sha256, source.stat().st_size, now()],
+            )
+            members.append(Member(int(cur.lastrowid), source.name))
+        return IngestTransaction(self, members)
+
+
+@dataclass
+class Member:
+    """One source file's share of a transaction."""
+
+    ingest_id: int
+    source_name: str
+    records_read: int = 0
+    rejected_records: set[int] = field(default_factory=set)
+    warnings: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    detail: str | None = None
 
 
 class IngestTransaction:
-    """Everything one source file adds to the workspace, committed all at once or not at all."""
+    """Everything one or more source files add to the workspace, committed all at once or not at all."""
 
-    def __init__(self, ws: Workspace, ingest_id: int, source_name: str):
+    def __init__(self, ws: Workspace, members: list[Member]):
         self.ws = ws
-        self.ingest_id = ingest_id
-        self.source_name = source_name
-        self.records_read = 0
-        self.rejected_records: set[int] = set()
-        self.warnings = 0
+        self.members = {m.ingest_id: m for m in members}
+        self.first = members[0]
         self._writers: dict[str, tuple[pq.ParquetWriter, Path, Path]] = {}
-        self._rows: dict[str, int] = {}
         self._rejects: list[pa.Table] = []
         self._adopted: dict[str, tuple[Path, Path]] = {}
+
+    # The single-file view, used by readers of one file.
+    @property
+    def ingest_id(self) -> int:
+        return self.first.ingest_id
+
+    @property
+    def source_name(self) -> str:
+        return self.first.source_name
+
+    @property
+    def records_read(self) -> int:
+        return self.first.records_read
+
+    @records_read.setter
+    def records_read(self, value: int) -> None:
+        self.first.records_read = value
+
+    @property
+    def rejected_records(self) -> set[int]:
+        return self.first.rejected_records
+
+    @property
+    def warnings(self) -> int:
+        return self.first.warnings
+
+    def _with_ingest_id(self, data: pa.Table) -> pa.Table:
+        """Rows without an ingest_id belong to the transaction's first file."""
+        i = data.schema.get_field_index("ingest_id")
+        return data.set_column(i, "ingest_id", pc.fill_null(data["ingest_id"].cast(pa.int64()), self.ingest_id))
+
+    def _count(self, table: str, ingest_ids: pa.ChunkedArray | pa.Array) -> None:
+        for item in pc.value_counts(ingest_ids).to_pylist():
+            rows = self.members[item["values"]].rows
+            rows[table] = rows.get(table, 0) + item["counts"]
 
     def write(self, table: str, data: pa.Table) -> None:
         """Append rows of a canonical table (already conformed to its schema)."""
         if data.num_rows == 0:
             return
-        data = data.set_column(
-            data.schema.get_field_index("ingest_id"), "ingest_id",
-            pa.array([self.ingest_id] * data.num_rows, pa.int64()),
-        ) if "ingest_id" in data.column_names else data
+        data = self._with_ingest_id(data)
         if table not in self._writers:
             directory = self.ws.root / "tables" / table
             directory.mkdir(parents=True, exist_ok=True)
@@ -252,7 +302,7 @@ class IngestTransaction:
             tmp = directory / f".{self.ingest_id:09d}.parquet.tmp"
             self._writers[table] = (pq.ParquetWriter(tmp, data.schema, compression="zstd"), tmp, final)
         self._writers[table][0].write_table(data, row_group_size=1_000_000)
-        self._rows[table] = self._rows.get(table, 0) + data.num_rows
+        self._count(table, data["ingest_id"])
 
     def scratch_path(self, table: str) -> Path:
         """Where the engine may write a Parquet file for ``table`` before :meth:`adopt`."""
@@ -260,29 +310,33 @@ class IngestTransaction:
         directory.mkdir(parents=True, exist_ok=True)
         return directory / f".{self.ingest_id:09d}-engine.parquet.tmp"
 
-    def adopt(self, table: str, tmp: Path, rows: int) -> None:
+    def adopt(self, table: str, tmp: Path, rows_by_ingest: dict[int, int]) -> None:
         """Take a Parquet file written elsewhere into this transaction (renamed at commit)."""
         if table in self._writers or table in self._adopted:
             raise ValueError(f"{table} already has data in ingest #{self.ingest_id}")
-        if rows:
+        if sum(rows_by_ingest.values()):
             self._adopted[table] = (tmp, tmp.parent / f"{self.ingest_id:09d}.parquet")
-            self._rows[table] = rows
+            for ingest_id, n in rows_by_ingest.items():
+                rows = self.members[ingest_id].rows
+                rows[table] = rows.get(table, 0) + n
         else:
             tmp.unlink(missing_ok=True)
 
     def reject(self, rejects: pa.Table) -> None:
         if rejects.num_rows == 0:
             return
-        rejects = rejects.set_column(0, "ingest_id", pa.array([self.ingest_id] * rejects.num_rows, pa.int64()))
+        rejects = self._with_ingest_id(rejects)
         self._rejects.append(rejects)
-        for severity, record in zip(rejects["severity"].to_pylist(), rejects["record_number"].to_pylist()):
+        for ingest_id, severity, record in zip(rejects["ingest_id"].to_pylist(), rejects["severity"].to_pylist(),
+                                               rejects["record_number"].to_pylist()):
+            member = self.members[ingest_id]
             if severity == "rejected":
-                self.rejected_records.add(record if record is not None else -1)
+                member.rejected_records.add(record if record is not None else -1)
             else:
-                self.warnings += 1
+                member.warnings += 1
 
     def abort(self, reason: str, field: str | None = None) -> None:
-        """Keep nothing from this file; record why, so ``rxradar rejects`` shows it."""
+        """Keep nothing from these files; record why, so ``rxradar rejects`` shows it."""
         for writer, tmp, _ in self._writers.values():
             writer.close()
             tmp.unlink(missing_ok=True)
@@ -292,17 +346,46 @@ class IngestTransaction:
         self._adopted.clear()
         meta = self.ws.meta
         meta.execute("BEGIN IMMEDIATE")
-        meta.execute(
-            "INSERT INTO rejects (ingest_id, source_file, field, severity, reason) VALUES (?, ?, ?, 'rejected', ?)",
-            [self.ingest_id, self.source_name, field, reason],
-        )
-        meta.execute(
-            "UPDATE manifest SET status = 'failed', detail = ?, finished_at = ? WHERE ingest_id = ?",
-            [reason, now(), self.ingest_id],
-        )
+        for m in self.members.values():
+            meta.execute(
+                "INSERT INTO rejects (ingest_id, source_file, field, severity, reason) VALUES (?, ?, ?, 'rejected', ?)",
+                [m.ingest_id, m.source_name, field, reason],
+            )
+            meta.execute(
+                "UPDATE manifest SET status = 'failed', detail = ?, finished_at = ? WHERE ingest_id = ?",
+                [reason, now(), m.ingest_id],
+            )
         meta.execute("COMMIT")
 
+    def fail_member(self, ingest_id: int, reason: str, field: str | None = None) -> None:
+        """One file of the batch cannot be read: record why, and leave it out of the commit."""
+        member = self.members.pop(ingest_id)
+        meta = self.ws.meta
+        meta.execute("BEGIN IMMEDIATE")
+        meta.execute(
+            "INSERT INTO rejects (ingest_id, source_file, field, severity, reason) VALUES (?, ?, ?, 'rejected', ?)",
+            [member.ingest_id, member.source_name, field, reason],
+        )
+        meta.execute("UPDATE manifest SET status = 'failed', detail = ?, finished_at = ? WHERE ingest_id = ?",
+                     [reason, now(), member.ingest_id])
+        meta.execute("COMMIT")
+        if member is self.first and self.members:
+            self.first = next(iter(self.members.values()))
+
+    def forget(self) -> None:
+        """Drop these files' manifest entries without recording anything (e.g. to retry them one by one)."""
+        for writer, tmp, _ in self._writers.values():
+            writer.close()
+            tmp.unlink(missing_ok=True)
+        for tmp, _ in self._adopted.values():
+            tmp.unlink(missing_ok=True)
+        for m in self.members.values():
+            self.ws.meta.execute("DELETE FROM manifest WHERE ingest_id = ?", [m.ingest_id])
+
     def commit(self, detail: str | None = None) -> dict[str, int]:
+        """Make everything visible at once; returns the first file's rows per table."""
+        if detail is not None:
+            self.first.detail = detail
         finals = []
         staged = [(table, tmp, final) for table, (writer, tmp, final) in self._writers.items()]
         for writer, _, _ in self._writers.values():
@@ -312,8 +395,10 @@ class IngestTransaction:
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
-            finals.append((str(final.relative_to(self.ws.root)), table, self._rows[table]))
+            finals.append((str(final.relative_to(self.ws.root)), table,
+                           sum(m.rows.get(table, 0) for m in self.members.values())))
+        for directory in {final.parent for _, _, final in staged}:
+            _fsync_dir(directory)
         meta = self.ws.meta
         meta.execute("BEGIN IMMEDIATE")
         try:
@@ -327,14 +412,14 @@ class IngestTransaction:
                     f"INSERT INTO rejects ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
                     [tuple(r[c] for c in cols) for r in chunk.to_pylist()],
                 )
-            meta.execute(
+            meta.executemany(
                 "UPDATE manifest SET status = 'committed', records_read = ?, rows_written = ?, rejected = ?, "
                 "warnings = ?, detail = ?, finished_at = ? WHERE ingest_id = ?",
-                [self.records_read, json.dumps(self._rows, sort_keys=True), len(self.rejected_records),
-                 self.warnings, detail, now(), self.ingest_id],
+                [(m.records_read, json.dumps(m.rows, sort_keys=True), len(m.rejected_records), m.warnings, m.detail,
+                  now(), m.ingest_id) for m in self.members.values()],
             )
             meta.execute("COMMIT")
         except BaseException:
             meta.execute("ROLLBACK")
             raise
-        return dict(self._rows)
+        return dict(self.first.rows)

@@ -141,14 +141,19 @@ class Engine:
         self._con.sql(f"COPY ({sql}) TO ? (FORMAT parquet, COMPRESSION zstd)", params=[*(params or []), str(path)])
         return int(self.scalar(f"SELECT count(*) FROM read_parquet(?)", [str(path)]))
 
-    def copy_sql_to_parquet(self, name: str, path: Path) -> int:
-        """Write the result of ``rxradar/sql/<name>.sql`` to a Parquet file; returns the row count."""
+    def copy_sql_to_parquet(self, name: str, path: Path) -> None:
+        """Write the result of ``rxradar/sql/<name>.sql`` to a Parquet file."""
         try:
             self._con.sql(f"COPY ({sql_text(name)}) TO $out_path (FORMAT parquet, COMPRESSION zstd)",
                           params={"out_path": str(path)})
-            return int(self.scalar("SELECT count(*) FROM read_parquet(?)", [str(path)]))
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from exc
+
+    def rows_by_ingest(self, path: Path) -> dict[int, int]:
+        """Rows per ingest_id in a Parquet file (read from the file's own column)."""
+        rows = self._con.sql("SELECT ingest_id, count(*) FROM read_parquet($p) GROUP BY ingest_id",
+                             params={"p": str(path)}).fetchall()
+        return {int(i): int(n) for i, n in rows}
 
     def copy_to_csv(self, sql: str, path: Path, params: Sequence[Any] | None = None) -> None:
         self._con.sql(f"COPY ({sql}) TO ? (FORMAT csv, HEADER true)", params=[*(params or []), str(path)])

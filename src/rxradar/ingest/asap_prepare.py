@@ -3,8 +3,9 @@
 Delimiters come from the file itself (formats.md §1.2): the element separator is the character
 after ``TH``; the segment terminator is TH09. Whatever the layout (a newline after each
 terminator or none, CRLF, gzip, a byte-order mark, Latin-1), the rest of the file is streamed
-into a UTF-8 copy with one segment per line and no terminators, which the engine's parallel CSV
-reader splits into elements. The same pass works out how segments map to the original lines.
+into a UTF-8 batch file with one segment per line and no terminators, which the engine's
+parallel CSV reader splits into elements. Many files share one batch (each opened by a marker
+line), so a folder of small weekly submissions costs a few engine passes, not one per file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import gzip
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
 HEADER_PROBE_BYTES = 4096
@@ -45,10 +46,10 @@ class Header:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A file ready for the engine: its header, and a UTF-8 copy with one segment per line."""
+    """A file copied into a batch: its header, its number in the batch, how its lines map."""
 
     header: Header
-    path: Path  # the copy; removed once the file is loaded
+    file_no: int
     line_of_segment: str  # "position" (line = segment number), "one" (all on line 1) or "unknown"
     padded: bool = False  # some elements carry surrounding spaces, so every element is trimmed
 
@@ -95,27 +96,43 @@ def _created(day: str, time: str) -> datetime | None:
         return None
 
 
-def prepare(path: Path, source: str, scratch_dir: Path) -> Prepared:
-    """Read the header and stream the rest into one segment per line, without terminators.
+FILE_MARKER = "RXRADAR-FILE"  # stands in for each file's TH in a batch: no real segment id looks like it
 
-    Dropping CR/LF and the terminators here (byte replacements at C speed) leaves the engine a
+
+def peek_header(path: Path, source: str) -> Header:
+    """The header alone (files are grouped into batches by their element separator)."""
+    try:
+        with open_source(path) as f:
+            return read_header(f.read(HEADER_PROBE_BYTES), source)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise AsapFormatError(source, f"cannot be read: {exc}") from exc
+
+
+def prepare(path: Path, source: str, out: BinaryIO, file_no: int) -> Prepared:
+    """Append the file to a batch: a marker line, then one segment per line, without terminators.
+
+    Dropping CR/LF and the terminators here (byte translation at C speed) leaves the engine a
     plain separated-values file, so no element has to be cleaned of them row by row. The same
     pass checks the encoding and works out how segments map to the original file's lines. A file
-    that is not UTF-8 is read as Latin-1 and written out as UTF-8 (a second pass, rare).
+    that is not UTF-8 is read as Latin-1 and written out as UTF-8 (a second pass, rare). On an
+    error nothing of the file stays in the batch.
     """
-    scratch_dir.mkdir(parents=True, exist_ok=True)
-    out_path = scratch_dir / f"{path.name}.segments"
+    start = out.tell()
     try:
-        header, stream = _stream(path, source, out_path, transcode=False)
+        header, stream = _stream(path, source, out, file_no, transcode=False)
         if not stream.utf8:
-            header, stream = _stream(path, source, out_path, transcode=True)
+            out.seek(start)
+            out.truncate()
+            header, stream = _stream(path, source, out, file_no, transcode=True)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        out_path.unlink(missing_ok=True)
+        out.seek(start)
+        out.truncate()
         raise AsapFormatError(source, f"cannot be read: {exc}") from exc
     except AsapFormatError:
-        out_path.unlink(missing_ok=True)
+        out.seek(start)
+        out.truncate()
         raise
-    return Prepared(header, out_path, stream.layout.line_of_segment(), stream.padded)
+    return Prepared(header, file_no, stream.layout.line_of_segment(), stream.padded)
 
 
 @dataclass
@@ -125,16 +142,17 @@ class _Streamed:
     padded: bool = False
 
 
-def _stream(path: Path, source: str, out_path: Path, transcode: bool) -> tuple[Header, _Streamed]:
-    with open_source(path) as f, open(out_path, "wb") as out:
+def _stream(path: Path, source: str, out: BinaryIO, file_no: int, transcode: bool) -> tuple[Header, _Streamed]:
+    with open_source(path) as f:
         head = f.read(HEADER_PROBE_BYTES)
         header = read_header(head, source)
         term, sep = header.term.encode("latin-1"), header.sep.encode("latin-1")
+        out.write(f"{FILE_MARKER}{header.sep}{file_no}\n".encode("latin-1"))
         result = _Streamed(_Layout(term, on_first_line=head.startswith(b"TH")))
         decoder = codecs.getincrementaldecoder("utf-8")()
         # One C pass per block: CR and LF dropped, each terminator becomes a line end.
         to_lines = bytes.maketrans(term, b"\n")
-        offset, block = header.length, head[header.length:]
+        offset, block, last = header.length, head[header.length:], b"\n"
         while block:
             if NUL in block:
                 raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
@@ -145,18 +163,32 @@ def _stream(path: Path, source: str, out_path: Path, transcode: bool) -> tuple[H
                 except UnicodeDecodeError:
                     result.utf8 = False
             result.layout.see(block)
-            lines = block.translate(to_lines, b"\r\n")
+            lines = _without_blank_lines(block.translate(to_lines, b"\r\n"), after_newline=last == b"\n")
             if offset == header.length:  # padding is a habit of the writing software: one look is enough
                 result.padded = _has_padding(lines, sep)
-            out.write(lines.decode("latin-1").encode("utf-8") if transcode else lines)
+            if lines:
+                out.write(lines.decode("latin-1").encode("utf-8") if transcode else lines)
+                last = lines[-1:]
             offset += len(block)
             block = f.read(BLOCK_BYTES)
+        if last != b"\n":  # a file cut short must not run into the next file's marker
+            out.write(b"\n")
         if result.utf8 and not transcode:
             try:
                 decoder.decode(b"", final=True)  # a file cut inside a multi-byte character
             except UnicodeDecodeError:
                 result.utf8 = False
     return header, result
+
+
+def _without_blank_lines(lines: bytes, after_newline: bool) -> bytes:
+    """Empty segments (two terminators in a row) dropped: the engine skips blank lines, and each
+    line of the batch file must be the row at the same position."""
+    if after_newline:
+        lines = lines.lstrip(b"\n")
+    while b"\n\n" in lines:
+        lines = lines.replace(b"\n\n", b"\n")
+    return lines
 
 
 def _has_padding(lines: bytes, sep: bytes) -> bool:

@@ -66,15 +66,18 @@ def ingest_files(ws: Workspace, kind: str, paths: Iterable[Path], settings: Sett
     outcomes = []
     with ws.writer_lock(), Engine(memory_limit=settings.memory_limit, threads=settings.threads,
                                   temp_directory=ws.root / "tmp") as engine:
-        for path in files:
-            outcomes.append(_ingest_one(ws, engine, kind, path, settings, progress))
-            ws.audit("cli", f"ingest_{kind}", path.name, {"status": outcomes[-1].status,
-                                                          "ingest_id": outcomes[-1].ingest_id})
+        if kind == "asap":
+            outcomes = _ingest_asap(ws, engine, files, settings, progress)
+        else:
+            outcomes = [_ingest_one(ws, engine, kind, path, settings, progress) for path in files]
+        for o in outcomes:
+            ws.audit("cli", f"ingest_{kind}", o.path.name, {"status": o.status, "ingest_id": o.ingest_id})
     return outcomes
 
 
 def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: Settings,
                 progress: Progress | None) -> FileOutcome:
+    """A registry or death-record file: read whole (they are small), committed on its own."""
     sha = file_sha256(path)
     prior = ws.prior_ingest(kind, sha)
     if prior is not None:
@@ -85,23 +88,15 @@ def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: 
                            same_as=prior.source_name)
     tx = ws.begin(kind, path, sha)
     try:
-        if kind == "asap":
-            detail = _load_asap(tx, engine, ws.key, path, settings, progress)
-        else:
-            _load_parsed(tx, _read_other(kind, path, Pseudonymiser(ws.key)))
-            detail = None
-            if progress:
-                progress("bytes", path.stat().st_size)
-        rows = tx.commit(detail)
-    except asap.AsapFormatError as exc:
-        tx.abort(exc.reason, exc.field)
-        return FileOutcome(path, "failed", tx.ingest_id, message=str(exc))
+        _load_parsed(tx, _read_other(kind, path, Pseudonymiser(ws.key)))
+        _advance(progress, path)
+        rows = tx.commit()
     except (ValueError, UnicodeDecodeError, OSError, EOFError) as exc:
         tx.abort(str(exc))
         return FileOutcome(path, "failed", tx.ingest_id, message=f"{path.name}: {exc}")
     log.info("ingested %s as #%d", path.name, tx.ingest_id)
     return FileOutcome(path, "ingested", tx.ingest_id, tx.records_read, rows, len(tx.rejected_records),
-                       tx.warnings, detail or "")
+                       tx.warnings)
 
 
 def _read_other(kind: str, path: Path, pseudonymiser: Pseudonymiser) -> Parsed:
@@ -125,15 +120,109 @@ def _load_parsed(tx: IngestTransaction, parsed: Parsed) -> None:
     tx.reject(parsed.rejects)
 
 
-def _load_asap(tx: IngestTransaction, engine: Engine, key: bytes, path: Path, settings: Settings,
-               progress: Progress | None) -> str:
-    prepared = asap.prepare(path, path.name, tx.ws.scratch_dir)
-    summary = asap.load(engine, prepared, tx, key, settings.max_days_supply)
+def _ingest_asap(ws: Workspace, engine: Engine, files: list[Path], settings: Settings,
+                 progress: Progress | None) -> list[FileOutcome]:
+    """ASAP files in batches: many small weekly submissions share one pass of the engine, and are
+    committed together (each keeps its own manifest entry, rejects and counts)."""
+    outcomes: dict[Path, FileOutcome] = {}
+    groups: dict[str, list[tuple[Path, str]]] = {}
+    later: list[Path] = []
+    in_this_run: set[str] = set()
+    for path in files:
+        sha = file_sha256(path)
+        prior = ws.prior_ingest("asap", sha)
+        if prior is not None:
+            outcomes[path] = FileOutcome(path, "already-ingested", prior.ingest_id,
+                                         message=f"same content as #{prior.ingest_id} {prior.source_name}",
+                                         same_as=prior.source_name)
+            _advance(progress, path)
+        elif sha in in_this_run:
+            later.append(path)  # the same content under another name: known once its twin commits
+        else:
+            in_this_run.add(sha)
+            try:
+                sep = asap.peek_header(path, path.name).sep
+            except asap.AsapFormatError as exc:
+                outcomes[path] = _failed_alone(ws, path, sha, exc)
+                _advance(progress, path)
+                continue
+            groups.setdefault(sep, []).append((path, sha))
+    for group in groups.values():
+        for batch in _batches(group, settings.asap_batch_bytes):
+            for outcome in _ingest_batch(ws, engine, batch, settings):
+                outcomes[outcome.path] = outcome
+                _advance(progress, outcome.path)
+    if later:
+        for outcome in _ingest_asap(ws, engine, later, settings, progress):
+            outcomes[outcome.path] = outcome
+    return [outcomes[p] for p in files]
+
+
+def _advance(progress: Progress | None, path: Path) -> None:
     if progress:
         progress("bytes", path.stat().st_size)
-    note = f"ASAP {summary.header.version}"
-    if summary.zero_reports:
-        note += "; zero report" if summary.records == 0 else f"; {summary.zero_reports} zero-report records"
-    return note
 
 
+def _batches(group: list[tuple[Path, str]], limit: int) -> list[list[tuple[Path, str]]]:
+    batches: list[list[tuple[Path, str]]] = [[]]
+    size = 0
+    for item in group:
+        n = item[0].stat().st_size
+        if batches[-1] and size + n > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += n
+    return [b for b in batches if b]
+
+
+def _failed_alone(ws: Workspace, path: Path, sha: str, exc: asap.AsapFormatError) -> FileOutcome:
+    tx = ws.begin("asap", path, sha)
+    tx.abort(exc.reason, exc.field)
+    return FileOutcome(path, "failed", tx.ingest_id, message=str(exc))
+
+
+def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
+                  settings: Settings) -> list[FileOutcome]:
+    tx = ws.begin_batch("asap", batch)
+    members = list(tx.members.values())
+    paths = {m.ingest_id: path for (path, _), m in zip(batch, members)}
+    outcomes: list[FileOutcome] = []
+    ws.scratch_dir.mkdir(parents=True, exist_ok=True)
+    batch_file = ws.scratch_dir / f"batch-{members[0].ingest_id:09d}.segments"
+    prepared = []
+    try:
+        with open(batch_file, "wb") as out:
+            for file_no, member in enumerate(members):
+                try:
+                    prepared.append((asap.prepare(paths[member.ingest_id], member.source_name, out, file_no), member))
+                except asap.AsapFormatError as exc:
+                    tx.fail_member(member.ingest_id, exc.reason, exc.field)
+                    outcomes.append(FileOutcome(paths[member.ingest_id], "failed", member.ingest_id, message=str(exc)))
+        if not prepared:
+            return outcomes
+        try:
+            summaries = asap.load(engine, batch_file, prepared, tx, ws.key, settings.max_days_supply)
+        except asap.AsapFormatError as exc:
+            if len(prepared) == 1:
+                tx.abort(exc.reason, exc.field)
+                return outcomes + [FileOutcome(paths[prepared[0][1].ingest_id], "failed", prepared[0][1].ingest_id,
+                                               message=str(exc))]
+            # One file spoils the batch for the engine: find it by taking the files one at a time.
+            tx.forget()
+            retry = [(paths[m.ingest_id], sha) for (p, m) in prepared for (path, sha) in batch
+                     if path == paths[m.ingest_id]]
+            return outcomes + [o for item in retry for o in _ingest_batch(ws, engine, [item], settings)]
+        for p, m in prepared:
+            s = summaries[m.ingest_id]
+            m.detail = f"ASAP {s.header.version}" + (
+                "; zero report" if s.zero_reports and s.records == 0 else
+                f"; {s.zero_reports} zero-report records" if s.zero_reports else "")
+        tx.commit()
+    finally:
+        batch_file.unlink(missing_ok=True)
+    for p, m in prepared:
+        log.info("ingested %s as #%d", m.source_name, m.ingest_id)
+        outcomes.append(FileOutcome(paths[m.ingest_id], "ingested", m.ingest_id, m.records_read, dict(m.rows),
+                                    len(m.rejected_records), m.warnings, m.detail or ""))
+    return outcomes

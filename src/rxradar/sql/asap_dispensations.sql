@@ -1,13 +1,13 @@
--- The loaded file's kept records as canonical `dispensations` rows (schema.DISPENSATIONS).
+-- The loaded files' kept records as canonical `dispensations` rows (schema.DISPENSATIONS).
 -- dispensation_id is the fill key; a revise or void carries the same key as the record it changes.
 SELECT
     concat_ws('|', pharmacy_id, dsp02, refill_number::VARCHAR, strftime(fill_date, '%Y-%m-%d'),
               partial_fill::VARCHAR)                         AS dispensation_id,
-    getvariable('ingest_id')::BIGINT                                       AS ingest_id,
-    getvariable('source_file')                                            AS source_file,
+    ingest_id::BIGINT                                        AS ingest_id,
+    source_file,
     record_number::BIGINT                                    AS record_number,
-    getvariable('asap_version')                              AS asap_version,
-    getvariable('asap_created')::TIMESTAMP_S                 AS file_created,
+    asap_version,
+    file_created::TIMESTAMP_S                                AS file_created,
     dsp01                                                    AS reporting_status,
     pharmacy_id,
     identity_id,

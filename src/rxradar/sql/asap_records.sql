@@ -4,10 +4,13 @@
 -- record breaking a 'rejected' rule is not kept. Patient text stays in asap_pat (written once per
 -- patient, not once per fill), so asap_rows holds only what dispensations and checks need.
 --
--- Inputs: temp table asap_seg (asap_load.sql); tables id_checks(v, npi_ok, dea_ok, ncpdp_ok)
--- and ndc_checks(v, ndc11, status) computed once per distinct value; variables
--- asap_version, asap_created, asap_max_days, hmac_inner, hmac_outer; macros from asap_macros.sql.
--- Positions: rowid 0 is the segment after TH, so a segment's number in the file is rowid + 2.
+-- Inputs: temp table asap_seg (asap_load.sql), holding one or more files, each opened by a
+-- marker segment 'RXRADAR-FILE*<file_no>' in place of its TH; table asap_files(file_no,
+-- ingest_id, source_file, asap_version, file_created, legacy_partial, tcn) describing each file;
+-- tables id_checks(v, npi_ok, dea_ok, ncpdp_ok) and ndc_checks(v, ndc11, status) computed once
+-- per distinct value; variables asap_max_days, hmac_inner, hmac_outer; macros from asap_macros.sql.
+-- Positions: rowid is the position in the batch; a segment's number in its file is
+-- rowid - file_pos + 1 (the marker stands where the file's TH, segment 1, was).
 -- The latest PHA/PAT before each DSP come from a running maximum over positions (a narrow
 -- window, much cheaper than an ASOF join of wide rows); PRE is the segment right after DSP.
 -- The checks on each ASAP record, as data: bit k of a record's problem_bits is rule k
@@ -24,7 +27,7 @@ SELECT * FROM (VALUES
     (6, 'DSP05', 'rejected', 'date filled is missing or not a valid CCYYMMDD date'),
     (7, 'DSP05', 'warning', 'date filled is after the file was created'),
     (8, 'DSP06', 'rejected', 'refill number is missing or not a whole number'),
-    (9, 'DSP13', 'rejected', 'partial fill indicator is not valid for ASAP ' || getvariable('asap_version')),
+    (9, 'DSP13', 'rejected', 'partial fill indicator is not valid for the file''s ASAP version'),
     (10, 'PRE01', 'rejected', 'prescriber NPI fails the check digit (Luhn with 80840)'),
     (11, 'PRE02', 'rejected', 'prescriber has no NPI and no valid DEA number'),
     (12, 'PRE02', 'warning', 'prescriber DEA number fails its check digit'),
@@ -70,14 +73,28 @@ FROM (
 
 CREATE OR REPLACE TEMP TABLE asap_rows AS
 WITH hierarchy AS (
-    -- For every segment, the latest PHA and PAT at or before it. Narrow rows keep this cheap.
-    SELECT rowid AS pos, c0,
-           max(CASE WHEN c0 = 'PHA' THEN rowid END) OVER upto AS pha_pos,
-           max(CASE WHEN c0 = 'PAT' THEN rowid END) OVER upto AS pat_pos,
-           max(CASE WHEN c0 IS NULL OR c0 NOT IN ('IS', 'PHA', 'PAT', 'DSP', 'PRE', 'CDI', 'AIR', 'TP', 'TT')
-                    THEN rowid END) OVER upto AS unreadable_pos
-    FROM asap_seg
-    WINDOW upto AS (ORDER BY rowid ROWS UNBOUNDED PRECEDING)
+    -- For every segment, the latest file marker, PHA and PAT at or before it (narrow rows keep
+    -- this cheap); a PHA or PAT from an earlier file in the batch does not count.
+    SELECT pos, c0, file_pos,
+           CASE WHEN pha_pos > file_pos THEN pha_pos END AS pha_pos,
+           CASE WHEN pat_pos > file_pos THEN pat_pos END AS pat_pos,
+           CASE WHEN unreadable_pos > file_pos THEN unreadable_pos END AS unreadable_pos
+    FROM (
+        SELECT rowid AS pos, c0,
+               max(CASE WHEN c0 = 'RXRADAR-FILE' THEN rowid END) OVER upto AS file_pos,
+               max(CASE WHEN c0 = 'PHA' THEN rowid END) OVER upto AS pha_pos,
+               max(CASE WHEN c0 = 'PAT' THEN rowid END) OVER upto AS pat_pos,
+               max(CASE WHEN c0 IS NULL OR c0 NOT IN ('RXRADAR-FILE', 'IS', 'PHA', 'PAT', 'DSP', 'PRE', 'CDI', 'AIR',
+                                                     'TP', 'TT')
+                        THEN rowid END) OVER upto AS unreadable_pos
+        FROM asap_seg
+        WINDOW upto AS (ORDER BY rowid ROWS UNBOUNDED PRECEDING)
+    )
+),
+files AS (
+    SELECT m.file_pos, f.* FROM (SELECT rowid AS file_pos, c1::INTEGER AS file_no FROM asap_seg
+                                 WHERE c0 = 'RXRADAR-FILE') AS m
+    JOIN asap_files AS f USING (file_no)
 ),
 pha AS (
     SELECT pha_pos, CASE WHEN n.npi_ok THEN pha01 WHEN c.ncpdp_ok THEN pha02 WHEN d.dea_ok THEN pha03 END AS pharmacy_id
@@ -106,9 +123,12 @@ dsp AS (
 joined AS (
     -- record_number is the DSP's segment number in the file: unique, in file order, and what
     -- a pharmacy needs to find the record.
-    SELECT dsp.*, h.pos + 2 AS record_number, h.unreadable_pos, h.pha_pos AS pha_pos, pha.pharmacy_id, pat.*, pre.*
+    SELECT dsp.*, h.pos - h.file_pos + 1 AS record_number, h.unreadable_pos, h.pha_pos AS pha_pos, pha.pharmacy_id,
+           pat.*, pre.*, files.file_pos, files.file_no, files.ingest_id, files.source_file, files.asap_version,
+           files.file_created, files.legacy_partial
     FROM hierarchy AS h
     JOIN dsp ON dsp.pos = h.pos
+    JOIN files ON files.file_pos = h.file_pos
     LEFT JOIN pha ON pha.pha_pos = h.pha_pos
     LEFT JOIN pat ON pat.pat_pos = h.pat_pos
     LEFT JOIN pre ON pre.pre_pos = h.pos + 1
@@ -128,7 +148,7 @@ typed AS (
            ccyymmdd(dsp17) AS sold_date,
            whole(dsp04) AS refills_authorized,
            whole(dsp06) AS refill_number,
-           CASE WHEN getvariable('asap_legacy_partial')  -- 4.0/4.1: 01 yes, 02 no
+           CASE WHEN legacy_partial  -- 4.0/4.1: 01 yes, 02 no
                 THEN CASE WHEN dsp13 IS NULL OR dsp13 IN ('02', '00') THEN 0 WHEN dsp13 = '01' THEN 1 END
                 ELSE CASE WHEN dsp13 IS NULL THEN 0 WHEN regexp_full_match(dsp13, '[0-9]{1,3}') THEN dsp13::INTEGER END
            END AS partial_fill,
@@ -152,7 +172,7 @@ SELECT *,
         flag(pha_pos IS NOT NULL AND pharmacy_id IS NULL, 4) |
         flag(dsp02 IS NULL, 5) |
         flag(fill_date IS NULL, 6) |
-        flag(fill_date > getvariable('asap_created')::DATE, 7) |
+        flag(fill_date > file_created::DATE, 7) |
         flag(refill_number IS NULL, 8) |
         flag(partial_fill IS NULL, 9) |
         flag(NOT is_void AND pre_pos IS NOT NULL AND pre01 IS NOT NULL AND NOT npi_ok, 10) |

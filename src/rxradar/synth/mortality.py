@@ -1,0 +1,110 @@
+"""Who dies, when, and of what: background mortality by age and sex, and overdose risk that rises
+with dose, benzodiazepine overlap, multiple prescribers, pill-mill care and place."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from rxradar.synth import catalog
+from rxradar.synth.anomalies import Plan
+from rxradar.synth.config import SynthConfig
+from rxradar.synth.courses import Courses, Fills
+from rxradar.synth.products import Products
+from rxradar.synth.world import DEATHS
+
+NEVER = np.datetime64("9999-12-31")
+MULTIPLE_PROVIDERS = 4  # distinct opioid prescribers (PQA / HHS-OIG threshold)
+
+
+def person_exposure(n: int, fills: Fills, products: Products) -> dict[str, np.ndarray]:
+    """Per person: highest daily MME of any fill, benzodiazepine and opioid use, prescriber count."""
+    opioid = products.product_class[fills.product] == "opioid"
+    mme = products.mme_per_unit[fills.product] * fills.quantity / np.maximum(fills.days, 1)
+    max_mme = np.zeros(n)
+    np.maximum.at(max_mme, fills.person[opioid], mme[opioid])
+    uses_opioid = np.bincount(fills.person[opioid], minlength=n) > 0
+    benzo = products.product_class[fills.product] == "benzodiazepine"
+    uses_benzo = np.bincount(fills.person[benzo], minlength=n) > 0
+    pairs = np.unique(fills.person[opioid].astype(np.int64) * 1_000_000 + fills.prescriber[opioid])
+    prescribers = np.bincount(pairs // 1_000_000, minlength=n)
+    return {"max_mme": max_mme, "opioid": uses_opioid, "benzo": uses_benzo, "prescribers": prescribers}
+
+
+def draw_deaths(config: SynthConfig, rng: np.random.Generator, persons: pa.Table, fills: Fills, products: Products,
+                plan: Plan, home: np.ndarray, age: np.ndarray, courses: Courses) -> tuple[pa.Table, np.ndarray]:
+    m = config.mortality
+    n = persons.num_rows
+    x = person_exposure(n, fills, products)
+    rr = np.ones(n)
+    rr *= np.where(x["max_mme"] >= 90, m.rr_mme_90, np.where(x["max_mme"] >= 50, m.rr_mme_50, 1.0))
+    rr *= np.where(x["benzo"] & x["opioid"], m.rr_benzo_overlap, 1.0)
+    rr *= np.where(x["prescribers"] >= MULTIPLE_PROVIDERS, m.rr_multiple_providers, 1.0)
+    mill = np.zeros(n, dtype=bool)
+    mill[plan.mill_patients] = True
+    rr *= np.where(mill, m.rr_pill_mill_patient, 1.0)
+    oud = np.zeros(n, dtype=bool)
+    oud[courses.person[courses.kind == "oud"]] = True
+    rr *= np.where(oud, m.rr_oud, 1.0)
+    fips = np.asarray(persons["county_fips"].to_pylist(), dtype=object)
+    rr *= np.where(np.isin(fips, plan.cluster), m.rr_cluster_county, 1.0)
+    rr *= np.where(fips == plan.desert, m.rr_desert_county, 1.0)
+    base = np.where(x["opioid"], m.overdose_base_per_year, m.overdose_population_per_year) * (age >= 15)
+    overdose = rng.random(n) < 1 - np.exp(-base * rr * config.years)
+
+    sex = np.asarray(persons["sex"].to_pylist(), dtype=object)
+    q = np.where(sex == "F", catalog.annual_mortality("F")[np.clip((age + config.years / 2).astype(int), 0, 100)],
+                 catalog.annual_mortality("M")[np.clip((age + config.years / 2).astype(int), 0, 100)])
+    q = np.minimum(q * m.background_scale, 1.0)
+    natural = ~overdose & (rng.random(n) < 1 - (1 - q) ** config.years)
+
+    died_on = np.full(n, NEVER)
+    start, days = np.datetime64(config.start), (config.end - config.start).days + 1
+    died_on[natural | overdose] = start + rng.integers(0, days, int((natural | overdose).sum())).astype("timedelta64[D]")
+    soon = overdose & x["opioid"] & (rng.random(n) < m.within_60_days_of_fill)
+    died_on[soon] = _after_a_fill(rng, fills, products, np.flatnonzero(soon))
+    died_on = np.minimum(died_on, NEVER)
+    dead = np.flatnonzero((died_on <= np.datetime64(config.end)) & (natural | overdose))
+    return _death_records(config, rng, persons, dead, died_on, overdose, mill | (x["max_mme"] >= 90)), died_on
+
+
+def _after_a_fill(rng: np.random.Generator, fills: Fills, products: Products, people: np.ndarray) -> np.ndarray:
+    """For each person, 0-60 days after one of their opioid fills, chosen at random."""
+    opioid = np.flatnonzero(products.product_class[fills.product] == "opioid")
+    order = opioid[np.argsort(fills.person[opioid], kind="stable")]
+    owners = fills.person[order]
+    first = np.searchsorted(owners, people, side="left")
+    count = np.searchsorted(owners, people, side="right") - first
+    pick = order[first + (rng.random(len(people)) * count).astype(np.int64)]
+    return fills.filled[pick] + rng.integers(0, 61, len(people)).astype("timedelta64[D]")
+
+
+def _death_records(config: SynthConfig, rng: np.random.Generator, persons: pa.Table, dead: np.ndarray,
+                   died_on: np.ndarray, overdose: np.ndarray, prescription_pattern: np.ndarray) -> pa.Table:
+    od = catalog.overdose_causes()
+    od_share = np.asarray(od["share"].to_numpy(zero_copy_only=False), dtype=float)
+    rx_related = np.asarray(od["prescription_related"].to_pylist(), dtype=bool)
+    nat = catalog.natural_causes()
+    nat_share = np.asarray(nat["share"].to_numpy(zero_copy_only=False), dtype=float)
+    first_year = np.asarray(nat["first_year"].to_numpy(zero_copy_only=False), dtype=float)
+    rows = []
+    dead = dead[np.argsort(died_on[dead], kind="stable")]
+    ssn = persons["ssn"].to_pylist()
+    for seq, p in enumerate(dead, start=1):
+        when = died_on[p].astype(object)
+        if overdose[p]:
+            w = od_share * np.where(rx_related, 3.0, 1.0) if prescription_pattern[p] else od_share
+            i = int(rng.choice(len(w), p=w / w.sum()))
+            ucod, causes, manner = (od["underlying_cause"][i].as_py(), od["multiple_causes"][i].as_py().split(),
+                                    od["manner"][i].as_py())
+        else:  # causes that did not exist yet (COVID-19 before 2020) are not drawn
+            w = np.where(np.nan_to_num(first_year, nan=0) <= when.year, nat_share, 0.0)
+            i = int(rng.choice(len(w), p=w / w.sum()))
+            ucod, causes, manner = (nat["underlying_cause"][i].as_py(), (nat["multiple_causes"][i].as_py() or "").split(),
+                                    nat["manner"][i].as_py())
+        rows.append({
+            "death_id": f"{when.year}{config.state}{seq:06d}", "person_id": int(p), "variant_id": int(p),
+            "death_date": when, "underlying_cause": ucod, "multiple_causes": causes, "manner": manner,
+            "ssn_reported": ssn[p] if rng.random() < 0.9 else None,
+        })
+    return pa.Table.from_pylist(rows, schema=DEATHS)
