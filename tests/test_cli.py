@@ -299,10 +299,13 @@ def test_unknown_mme_table_exits_2_with_the_choices(state):
 def test_rejects_lists_the_reason_with_its_count(state):
     result = rxradar("rejects", "--workspace", state.root)
     assert result.exit_code == 0, result.output
-    # count │ severity │ field │ reason │ file
-    row = r"│\s*1\s*│\s*rejected\s*│\s*DSP10\s*│\s*days supply must be between 1 and 365\s*│\s*cli\.asap"
+    # count │ severity │ field │ reason │ files
+    row = r"│\s*1\s*│\s*rejected\s*│\s*DSP10\s*│\s*days supply must be between 1 and 365\s*│\s*1\s*│"
     assert re.search(row, result.output), result.output
     assert "1 rejected, 0 warnings" in result.output
+    by_file = rxradar("rejects", "--by-file", "--workspace", state.root)
+    row = r"│\s*1\s*│\s*rejected\s*│\s*DSP10\s*│\s*days supply must be between 1 and 365\s*│\s*cli\.asap"
+    assert re.search(row, by_file.output), by_file.output
 
 
 def test_settings_lists_every_setting_with_its_variable(state):

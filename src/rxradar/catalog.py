@@ -85,15 +85,17 @@ class RejectSummary:
     reason: str
     field: str | None
     severity: str
-    source_file: str
+    source_file: str | None  # None when grouped across files
     count: int
+    files: int
 
 
-def rejects_summary(ws: Workspace) -> list[RejectSummary]:
-    """Rejects and warnings grouped by reason, field and file, most frequent first."""
+def rejects_summary(ws: Workspace, by_file: bool = False) -> list[RejectSummary]:
+    """Rejects and warnings grouped by reason and element (and file, if asked), most frequent first."""
+    file_column = "source_file" if by_file else "NULL"
     rows = ws.meta.execute(
-        "SELECT reason, field, severity, source_file, count(*) FROM rejects "
-        "GROUP BY reason, field, severity, source_file ORDER BY count(*) DESC, reason, source_file"
+        f"SELECT reason, field, severity, {file_column}, count(*), count(DISTINCT source_file) FROM rejects "
+        f"GROUP BY reason, field, severity, {file_column} ORDER BY count(*) DESC, reason"
     ).fetchall()
     return [RejectSummary(*r) for r in rows]
 

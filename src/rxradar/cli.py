@@ -161,17 +161,19 @@ def export(table: Annotated[str, typer.Argument(help="canonical table name")],
 
 @app.command("rejects")
 def rejects(workspace: WorkspaceOpt = None,
-            limit: Annotated[int, typer.Option(help="rows to show")] = 50) -> None:
-    """Summarise rejected records and warnings by reason and file."""
+            limit: Annotated[int, typer.Option(help="rows to show")] = 50,
+            by_file: Annotated[bool, typer.Option("--by-file", help="one row per reason and file")] = False) -> None:
+    """Summarise rejected records and warnings by reason (and file)."""
     _, ws = _open(workspace)
     with ws:
-        summary = catalog.rejects_summary(ws)
+        summary = catalog.rejects_summary(ws, by_file=by_file)
         totals = catalog.reject_totals(ws)
     out = Table(title="rejects and warnings")
-    for name in ("count", "severity", "field", "reason", "file"):
-        out.add_column(name, justify="right" if name == "count" else "left")
+    for name in ("count", "severity", "field", "reason", "file" if by_file else "files"):
+        out.add_column(name, justify="right" if name in ("count", "files") else "left")
     for r in summary[:limit]:
-        out.add_row(f"{r.count:,}", r.severity, r.field or "", r.reason, r.source_file)
+        out.add_row(f"{r.count:,}", r.severity, r.field or "", r.reason,
+                    r.source_file if by_file else f"{r.files:,}")
     console.print(out)
     console.print(f"{totals.get('rejected', 0):,} rejected, {totals.get('warning', 0):,} warnings"
                   + (f" (showing {limit} of {len(summary)} groups)" if len(summary) > limit else ""))
@@ -225,25 +227,41 @@ def synth(
 
 
 @app.command("demo")
-def demo(directory: Annotated[Path, typer.Option("--dir", help="where the sample files and workspace go")]
-         = Path("rxradar-demo")) -> None:
-    """Build a small sample state, ingest it end to end, and show what was loaded and rejected."""
-    from rxradar.demo import build_sample, demo_steps
+def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthetic state and workspace go")]
+         = Path("rxradar-demo"),
+         seed: Annotated[int, typer.Option(help="random seed of the synthetic state")] = 7) -> None:
+    """Build a small synthetic state (planted truth included), ingest it end to end, and show the result."""
+    from collections import Counter
+
+    from rxradar.demo import demo_config, demo_steps
+    from rxradar.synth.build import synthesize
 
     console.rule("[bold]rxradar demo")
-    files = build_sample(directory / "sample")
-    console.print(f"sample files written to [bold]{directory / 'sample'}[/bold]")
+    config = demo_config(seed)
+    state = directory / "state"
+    with console.status("building a synthetic state") as status:
+        summary = synthesize(config, state, step=lambda msg: status.update(msg))
+    console.print(f"synthetic {config.state}: {summary.persons:,} persons, {summary.prescribers:,} prescribers, "
+                  f"{summary.pharmacies:,} pharmacies, {summary.dispensations:,} dispensations and {summary.deaths:,} "
+                  f"deaths, {config.start} to {config.end}, in [bold]{state}[/bold]")
     workspace = directory / "workspace"
-    for step in demo_steps(files):
+    for step in demo_steps(state):
         console.rule(step.title)
         _ingest(step.kind, step.paths, workspace)
-    tables(workspace=workspace)
-    rejects(workspace=workspace, limit=15)
+    tables(workspace=workspace, mme_table=None)
+    rejects(workspace=workspace, limit=12)
+    import pyarrow.csv as pacsv
+
+    planted = Counter(pacsv.read_csv(state / "truth" / "anomalies.csv")["kind"].to_pylist())
+    console.rule("planted truth (what the analyses should find)")
+    for kind, n in sorted(planted.items()):
+        console.print(f"  {n:4d} {kind.replace('_', ' ')}")
     console.rule("where to look")
     console.print(f"  rxradar tables -w {workspace}\n"
                   f"  rxradar rejects -w {workspace}\n"
                   f"  rxradar export dispensations --format csv --out dispensations.csv -w {workspace}\n"
-                  "Run the demo again: every file is recognised and nothing is added twice.")
+                  f"  {state / 'truth'}/README.md explains the planted truth\n"
+                  "Run the demo again: the same seed gives the same files, and nothing is ingested twice.")
 
 
 @app.callback()

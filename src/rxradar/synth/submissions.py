@@ -83,22 +83,17 @@ def created_seconds(seed: int, pharmacy_key: np.ndarray | int, monday: np.ndarra
     return (np.asarray(monday, dtype=np.int64) + 7) * DAY_SECONDS + CREATED_FROM_S + offset
 
 
-def date_text(days: np.ndarray, fmt: str) -> tuple[pa.Array, int]:
-    """Every day from min to max of ``days`` formatted once; index with ``days - first``."""
-    first, last = (int(days.min()), int(days.max())) if len(days) else (0, 0)
-    texts = [(EPOCH + timedelta(days=d)).strftime(fmt) for d in range(first, last + 1)]
-    return pa.array(texts, pa.string()), first
-
-
 def format_dates(dates: pa.Array | pa.ChunkedArray, fmt: str) -> pa.Array:
-    """date32 → text in ``fmt`` (nulls stay null); formats each distinct day once."""
-    valid = pc.is_valid(dates)
-    days = epoch_days(pc.fill_null(dates, pa.scalar(0, pa.date32())))
-    table, first = date_text(days[valid.to_numpy(zero_copy_only=False)] if len(days) else days, fmt)
-    if len(table) == 0:
-        return pa.nulls(len(days), pa.string())
-    idx = np.clip(days - first, 0, len(table) - 1)
-    return pc.if_else(valid, table.take(pa.array(idx)), pa.scalar(None, pa.string()))
+    """date32 → ``%Y-%m-%d`` or ``%Y%m%d`` text (nulls stay null), each distinct day formatted once."""
+    if fmt not in ("%Y-%m-%d", "%Y%m%d"):
+        raise ValueError(f"unsupported date format {fmt!r}")
+    if isinstance(dates, pa.ChunkedArray):
+        dates = dates.combine_chunks()
+    encoded = pc.dictionary_encode(dates)
+    text = pc.cast(encoded.dictionary, pa.string())  # Arrow writes dates as YYYY-MM-DD
+    if fmt == "%Y%m%d":
+        text = pc.replace_substring(text, "-", "")
+    return text.take(encoded.indices)
 
 
 def quantity_text(quantity: np.ndarray) -> pa.Array:
