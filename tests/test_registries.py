@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxradar.codes import dea_is_valid, ncpdp_format_ok, npi_is_valid
-from rxradar.ingest import registries
+from rxradar.ingest import csv_records, registries
 from rxradar.ingest.registries import read_pharmacies, read_prescribers
 from rxradar.reference import data_path
 from rxradar.reference.taxonomy import canonical_specialty, specialty_for, taxonomy_specialties
@@ -338,7 +338,7 @@ def test_prescriber_csv_with_bom_crlf_and_cp1252(tmp_path):
 
 
 def test_prescriber_csv_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(registries, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(csv_records, "CHUNK_ROWS", 2)
     path = tmp_path / "prescribers.csv"
     path.write_text(PRESCRIBER_CSV, encoding="utf-8")
     check_prescriber_csv(read_prescribers(path, "prescribers.csv"))
