@@ -174,7 +174,7 @@ resolution, death linkage, anomaly detection and ingest checks.
 | `prescribers.parquet` | prescriber | `prescriber_key`, NPI, DEA, names, taxonomy, specialty, practice county |
 | `pharmacies.parquet` | pharmacy | `pharmacy_key`, NPI, NCPDP, DEA, location, ASAP version and terminator it submits with |
 | `anomalies.csv` | planted anomaly | `kind` (pill_mill, disproportionate_pharmacy, doctor_shopper, overdose_cluster, treatment_desert), `entity_type`, `entity_id`, `parameters` (JSON) |
-| `asap_faults.parquet` | planted ASAP fault | `file` and `record_number` (the DSP segment number, as rxradar's rejects give it), `rx_number`, `fill_key`, `fault`, `field` (the element rxradar should blame: PRE01, DSP10, DSP08; or the correction kind: resend, revise, void), `severity` (rejected, warning, or none: must produce no reject), `related_file` (the correction file, or the original of a resend), `detail` |
+| `faults.csv` | planted ASAP fault (ASAP output only) | `file` and `record_number` (the DSP segment number, as rxradar's rejects give it), `rx_number`, `fill_key`, `fault`, `field` (the element rxradar should blame: PRE01, DSP10, DSP08; or the correction kind: resend, revise, void), `severity` (rejected, warning, or none: must produce no reject), `related_file` (the correction file, or the original of a resend), `detail` |
 
 Identifiers in the ASAP files, registries and death records are the real-world ones in these
 tables (NPI, DEA, NCPDP, death_id); `person_id`, `variant_id`, `prescriber_key`, `pharmacy_key`
@@ -183,20 +183,20 @@ and `fill_key` are the generator's own and appear in no submitted file.
 
 
 def write_truth(world: World, out: Path, faults: pa.Table | None = None) -> None:
-    """``out/truth/``: the world's tables, the planted anomalies, the ASAP faults (when given,
-    as returned by :func:`rxradar.synth.writers_asap.write_asap`) and a README describing them."""
+    """``out/truth/``: the world's tables, the planted anomalies, the ASAP faults (``faults.csv``,
+    when given: the table :func:`rxradar.synth.writers_asap.write_asap` returns) and a README."""
     truth = out / "truth"
     truth.mkdir(parents=True, exist_ok=True)
     variants = world.identity_variants.append_column("identity_key", patient_fields(world)["identity_key"])
     tables = {"persons": world.persons, "identity_variants": variants, "fills": world.fills,
               "deaths": world.deaths, "prescribers": world.prescribers, "pharmacies": world.pharmacies}
-    if faults is not None:
-        tables["asap_faults"] = faults
     for name, table in tables.items():
         pq.write_table(table, truth / f"{name}.parquet", compression="zstd")
+    rows = {name: t.num_rows for name, t in tables.items()} | {"anomalies": world.anomalies.num_rows}
     pa_csv.write_csv(world.anomalies, truth / "anomalies.csv")
-    summary = {"state": world.state, "seed": world.seed,
-               "rows": {name: t.num_rows for name, t in tables.items()} | {"anomalies": world.anomalies.num_rows},
-               "notes": world.notes}
+    if faults is not None:
+        pa_csv.write_csv(faults, truth / "faults.csv")
+        rows["faults"] = faults.num_rows
+    summary = {"state": world.state, "seed": world.seed, "rows": rows, "notes": world.notes}
     (truth / "world.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
     (truth / "README.md").write_text(TRUTH_README)

@@ -7,9 +7,10 @@ death records been ingested (tested on a small world): the same ``dispensation_i
 never per fill. Everything goes in as one ingest of kind ``synthetic`` (atomic, and a no-op when
 the same world is written again).
 
-Differences from an ASAP ingest: ``record_number`` is empty (there is no file), no faults are
-planted, and ``source_file``/``file_created``/``asap_version`` name the weekly file the pharmacy
-would have sent.
+Differences from ingesting files: ``record_number`` is empty (there is no file), no faults are
+planted, ``source_file``/``file_created``/``asap_version`` name the weekly file the pharmacy would
+have sent, deaths carry ``source_format`` 'synthetic', and each prescriber row holds what NPPES
+and the ASAP PRE segments give together (source 'nppes', with DEA and county).
 """
 
 from __future__ import annotations
