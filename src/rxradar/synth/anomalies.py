@@ -108,13 +108,17 @@ def _plan_pill_mills(plan: Plan, config: SynthConfig, rng: np.random.Generator, 
     n_prescribers = plan.prescribers.num_rows
     count = max(a.pill_mill_min, n_prescribers // a.pill_mill_per_prescribers)
     spec = np.asarray(plan.prescribers["specialty"].to_pylist(), dtype=object)
-    chosen: list[int] = []
+    of_specialty = {s: spec == s for s in PILL_MILL_SPECIALTIES}
+    chosen = np.zeros(n_prescribers, dtype=bool)
+    mills_in_order: list[int] = []
     for i in range(count):
         wanted = PILL_MILL_SPECIALTIES[i % len(PILL_MILL_SPECIALTIES)]
-        pool = [p for p in np.flatnonzero(spec == wanted) if p not in chosen] or \
-               [p for p in range(n_prescribers) if p not in chosen]
-        chosen.append(int(rng.choice(pool)))
-    plan.pill_mills = np.array(chosen, dtype=np.int64)
+        pool = np.flatnonzero(of_specialty[wanted] & ~chosen)
+        if not len(pool):
+            pool = np.flatnonzero(~chosen)
+        mills_in_order.append(int(rng.choice(pool)))
+        chosen[mills_in_order[-1]] = True
+    plan.pill_mills = np.array(mills_in_order, dtype=np.int64)
     home = geo.of(persons["county_fips"])
     birth = np.asarray(persons["birth_date"].to_numpy(zero_copy_only=False), dtype="datetime64[D]")
     age = (np.datetime64(config.start) - birth).astype(np.int64) / 365.25
@@ -125,7 +129,9 @@ def _plan_pill_mills(plan: Plan, config: SynthConfig, rng: np.random.Generator, 
         size = int(max(12, a.pill_mill_patient_factor * panel * (LOW_VOLUME_PANEL if spec[mill] in
                                                                   LOW_VOLUME_SPECIALTIES else 1.0)))
         c = geo.prescriber_county[mill]
-        near = np.isin(home, np.r_[c, geo.nb_flat[geo.nb_start[c]:geo.nb_start[c] + geo.nb_count[c]]])
+        near_county = np.zeros(len(geo.fips), dtype=bool)
+        near_county[np.r_[c, geo.nb_flat[geo.nb_start[c]:geo.nb_start[c] + geo.nb_count[c]]]] = True
+        near = near_county[home]
         n_far = int(round(size * a.pill_mill_far_patients))
         pick = np.r_[_sample(rng, np.flatnonzero(free & ~near), n_far), _sample(rng, np.flatnonzero(free & near),
                                                                                  size - n_far)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -9,6 +12,7 @@ import pyarrow.compute as pc
 from rxradar.synth import catalog
 from rxradar.synth.anomalies import Plan, plan_anomalies, pill_mill_courses, shopper_courses
 from rxradar.synth.care import Geography
+from rxradar.synth.chunks import KeyRanges, chunk_rng, chunk_sizes, concat_worlds
 from rxradar.synth.config import SynthConfig
 from rxradar.synth.courses import Courses, expand, take
 from rxradar.synth.mortality import draw_deaths
@@ -19,46 +23,102 @@ from rxradar.synth.world import FILLS, World
 
 # Who prescribes recurring benzodiazepines (primary care and psychiatry).
 BENZO_SPECIALTIES = ("Family Medicine", "Internal Medicine", "Nurse Practitioner", "Physician Assistant", "Psychiatry")
+NOBODY = np.array([], dtype=np.int64)
 
 
 def build_world(config: SynthConfig) -> World:
+    """The whole state in memory (the small and medium presets are one chunk each)."""
+    return concat_worlds(list(generate_worlds(config)))
+
+
+def generate_worlds(config: SynthConfig) -> Iterator[World]:
+    """The state a chunk of people at a time (see chunks.py): each World has the chunk's persons,
+    identity variants, fills and deaths, with keys unique across chunks, and the same providers,
+    counties and anomalies as every other chunk."""
     rng = np.random.default_rng(config.seed)
+    sizes = chunk_sizes(config.persons)
     county = county_table(config)
-    persons = make_persons(config, rng, county)
+    first = _offset_persons(make_persons(replace(config, persons=sizes[0]), rng, county), 0)
     prescribers = make_prescribers(config, rng, county)
     pharmacies = make_pharmacies(config, rng, county)
-    plan = plan_anomalies(config, rng, county, persons, prescribers, pharmacies)
-    prescribers = plan.prescribers  # treatment-desert prescribers moved out
-    geo = Geography(county, config.state, prescribers, pharmacies)
-    products = Products.load()
+    plan = plan_anomalies(config, rng, county, first, prescribers, pharmacies)
+    # Treatment-desert prescribers have been moved out in plan.prescribers.
+    state = _State(config, county, plan, Geography(county, config.state, plan.prescribers, pharmacies),
+                   Products.load(), pharmacies, len(sizes))
+    keys = KeyRanges(variant=config.persons)
+    people = {0: first}  # popped as each chunk is made, so no chunk's people outlive it here
+    del first
+    for k, size in enumerate(sizes):
+        if k == 0:
+            yield _chunk_world(state, rng, 0, people.pop(0), plan, keys)
+            continue
+        chunk = chunk_rng(config.seed, k)
+        people[k] = _offset_persons(make_persons(replace(config, persons=size), chunk, county), keys.person)
+        # The planted patients and shoppers are all in chunk 0.
+        yield _chunk_world(state, chunk, k, people.pop(k), replace(plan, mill_patients=NOBODY, patient_mill=NOBODY,
+                                                                   shoppers=NOBODY, rings=[]), keys)
+
+
+@dataclass
+class _State:
+    """What every chunk shares."""
+
+    config: SynthConfig
+    county: pa.Table
+    plan: Plan
+    geo: Geography
+    products: Products
+    pharmacies: pa.Table
+    chunks: int
+
+
+def _offset_persons(persons: pa.Table, first_id: int) -> pa.Table:
+    ids = pa.array(np.arange(first_id, first_id + persons.num_rows, dtype=np.int64))
+    return persons.set_column(persons.schema.get_field_index("person_id"), "person_id", ids)
+
+
+def _chunk_world(state: _State, rng: np.random.Generator, k: int, persons: pa.Table, plan: Plan,
+                 keys: KeyRanges) -> World:
+    """One chunk's people and everything that happens to them; arrays are indexed by position in
+    the chunk, and keys become global (``keys``) as the tables are made. Advances ``keys``."""
+    config, geo, products, county = state.config, state.geo, state.products, state.county
+    n_pharmacies = state.pharmacies.num_rows
     home = geo.of(persons["county_fips"])
     age = _age(persons, config)
-    home_pharmacy = geo.choose_pharmacies(home, rng, allowed=~plan.disproportionate_mask(pharmacies.num_rows))
+    home_pharmacy = geo.choose_pharmacies(home, rng, allowed=~plan.disproportionate_mask(n_pharmacies))
     ctx = _Context(config, rng, geo, products, plan, home, age, home_pharmacy)
-    courses = Courses.concat([
-        _acute(ctx), _chronic(ctx), _benzodiazepines(ctx), _treatment(ctx),
-        pill_mill_courses(config, rng, plan, geo, products, persons, home, home_pharmacy),
-        shopper_courses(config, rng, plan, products),
-    ])
+    parts = [_acute(ctx), _chronic(ctx), _benzodiazepines(ctx), _treatment(ctx)]
+    if k == 0:
+        parts += [pill_mill_courses(config, rng, plan, geo, products, persons, home, home_pharmacy),
+                  shopper_courses(config, rng, plan, products)]
+    courses = Courses.concat(parts)
     alternative = geo.choose_pharmacies(
         geo.care_county(home[courses.person], rng, 0.7, 0.3), rng,
-        allowed=~plan.disproportionate_mask(pharmacies.num_rows))
+        allowed=~plan.disproportionate_mask(n_pharmacies))
     fills = expand(courses, rng, alternative)
     in_period = (fills.filled >= np.datetime64(config.start)) & (fills.filled <= np.datetime64(config.end))
     fills = take(fills, in_period)
     deaths, died_on = draw_deaths(config, rng, persons, fills, products, plan, home, age, courses)
     fills = take(fills, fills.filled <= died_on[fills.person])
-    variants, fill_variant, death_variants = _identities(config, rng, persons, county, fills, plan, deaths)
+    variants, fill_variant, death_variants = _identities(config, rng, persons, county, fills, plan, deaths,
+                                                         keys.variant, keys.person)
     deaths = deaths.set_column(deaths.schema.get_field_index("variant_id"), "variant_id", death_variants)
+    deaths = deaths.set_column(deaths.schema.get_field_index("person_id"), "person_id",
+                               pc.add(deaths["person_id"], keys.person))
+    deaths = keys.number_deaths(deaths, config.state, first_chunk=k == 0)
     persons = persons.set_column(persons.schema.get_field_index("user_type"), "user_type",
                                  pa.array(_user_types(persons.num_rows, courses)))
-    return World(
+    notes = {"start": config.start.isoformat(), "end": config.end.isoformat(), "persons": config.persons}
+    if state.chunks > 1:
+        notes |= {"chunk": k, "chunks": state.chunks}
+    world = World(
         state=config.state, seed=config.seed, persons=persons, identity_variants=variants,
-        prescribers=prescribers, pharmacies=pharmacies,
-        fills=_fills_table(fills, fill_variant, products, persons, rng),
-        deaths=deaths, anomalies=plan.anomalies(), counties=county,
-        notes={"start": config.start.isoformat(), "end": config.end.isoformat(), "persons": config.persons},
+        prescribers=plan.prescribers, pharmacies=state.pharmacies,
+        fills=_fills_table(fills, fill_variant, products, persons, rng, keys),
+        deaths=deaths, anomalies=plan.anomalies(), counties=county, notes=notes,
     )
+    keys.advance(world, rx_serials=int(fills.rx_serial.max()) + 1 if len(fills.rx_serial) else 0)
+    return world
 
 
 class _Context:
@@ -168,8 +228,12 @@ def _treatment(ctx: _Context) -> Courses:
 
 
 def _identities(config: SynthConfig, rng: np.random.Generator, persons: pa.Table, county: pa.Table, fills,
-                plan: Plan, deaths: pa.Table) -> tuple[pa.Table, np.ndarray, pa.Array]:
-    """Reported identities: the truth for most fills, a noisy variant for some (and for shoppers, often)."""
+                plan: Plan, deaths: pa.Table, first_variant: int,
+                first_person: int) -> tuple[pa.Table, np.ndarray, pa.Array]:
+    """Reported identities: the truth for most fills, a noisy variant for some (and for shoppers, often).
+
+    ``fills.person`` and the deaths' ``person_id`` are positions in the chunk; ``persons`` already
+    has global ids (``first_person`` on); noisy variants are numbered from ``first_variant``."""
     b, a = config.behaviour, config.anomalies
     noisy_probability = np.full(persons.num_rows, b.noisy_report_probability)
     noisy_probability[plan.shoppers] = a.shopper_noisy_reports
@@ -177,11 +241,12 @@ def _identities(config: SynthConfig, rng: np.random.Generator, persons: pa.Table
     death_noisy = rng.random(deaths.num_rows) < 0.1
     death_people = np.asarray(deaths["person_id"].to_numpy(zero_copy_only=False))
     needs = np.unique(np.concatenate([fills.person[noisy], death_people[death_noisy]]))
-    variants = make_variants(persons, needs, rng, county, first_id=persons.num_rows)
-    variant_of = np.arange(persons.num_rows, dtype=np.int64)  # variant 0 is the person themself
+    variants = make_variants(persons, needs, rng, county, first_id=first_variant)
+    true_id = np.arange(first_person, first_person + persons.num_rows, dtype=np.int64)  # the person themself
+    variant_of = true_id.copy()
     variant_of[needs] = np.asarray(variants["variant_id"].to_numpy(zero_copy_only=False))
-    fill_variant = np.where(noisy, variant_of[fills.person], fills.person)
-    death_variant = np.where(death_noisy, variant_of[death_people], death_people)
+    fill_variant = np.where(noisy, variant_of[fills.person], true_id[fills.person])
+    death_variant = np.where(death_noisy, variant_of[death_people], true_id[death_people])
     return (pa.concat_tables([true_variants(persons), variants]), fill_variant,
             pa.array(death_variant, pa.int64()))
 
@@ -196,35 +261,39 @@ def _user_types(n: int, courses: Courses) -> np.ndarray:
 
 
 def _fills_table(fills, fill_variant: np.ndarray, products: Products, persons: pa.Table,
-                 rng: np.random.Generator) -> pa.Table:
+                 rng: np.random.Generator, keys: KeyRanges) -> pa.Table:
     order = np.lexsort((fills.person, fills.filled))
-    payer = _payers(persons, rng)
-    payment = np.where(fills.cash, "01", payer[fills.person])
+    codes, payer = _payers(persons, rng)
+    # Strings are taken from small Arrow arrays by index: no Python object per fill.
+    payment = np.where(fills.cash, codes.index("01"), payer[fills.person])
     n = len(order)
     return pa.table({
-        "fill_key": np.arange(n, dtype=np.int64),
-        "person_id": fills.person[order].astype(np.int64),
+        "fill_key": np.arange(keys.fill, keys.fill + n, dtype=np.int64),
+        "person_id": fills.person[order].astype(np.int64) + keys.person,
         "variant_id": fill_variant[order].astype(np.int64),
         "prescriber_key": fills.prescriber[order].astype(np.int32),
         "pharmacy_key": fills.pharmacy[order].astype(np.int32),
-        "rx_number": pc.binary_join_element_wise("RX", pc.utf8_lpad(pa.array(fills.rx_serial[order]).cast(pa.string()),
-                                                                      8, "0"), ""),
+        "rx_number": pc.binary_join_element_wise(
+            "RX", pc.utf8_lpad(pa.array(fills.rx_serial[order] + keys.rx).cast(pa.string()), 8, "0"), ""),
         "written_date": fills.written[order], "fill_date": fills.filled[order],
         "refill_number": fills.refill[order], "refills_authorized": fills.refills_authorized[order],
         "partial_fill": np.zeros(n, dtype=np.int32),
-        "ndc11": products.ndc11[fills.product[order]],
+        "ndc11": pa.array(products.ndc11, pa.string()).take(pa.array(fills.product[order])),
         "quantity": fills.quantity[order], "days_supply": fills.days[order],
-        "payment_type": payment[order],
+        "payment_type": pa.array(codes, pa.string()).take(pa.array(payment[order])),
     }, schema=FILLS)
 
 
-def _payers(persons: pa.Table, rng: np.random.Generator) -> np.ndarray:
-    """Each person's usual payer (ASAP DSP16 codes), from the catalogue's non-cash shares; 65+ Medicare."""
+def _payers(persons: pa.Table, rng: np.random.Generator) -> tuple[list[str], np.ndarray]:
+    """Each person's usual payer (ASAP DSP16 codes), from the catalogue's non-cash shares; 65+ Medicare.
+
+    Returns the codes and, per person, the index of theirs."""
     pay = catalog.payment_types()
-    codes = np.asarray(pay["code"].to_pylist(), dtype=object)
+    codes = pay["code"].to_pylist()
     share = np.array(pay["share"].to_numpy(zero_copy_only=False), dtype=float)
-    share[codes == "01"] = 0
-    payer = codes[rng.choice(len(codes), persons.num_rows, p=share / share.sum())]
+    share[np.asarray(codes, dtype=object) == "01"] = 0
+    payer = rng.choice(len(codes), persons.num_rows, p=share / share.sum())
+    codes += [c for c in ("01", "03") if c not in codes]  # cash and Medicare, named below
     birth = np.asarray(persons["birth_date"].to_numpy(zero_copy_only=False), dtype="datetime64[D]")
-    payer[(np.datetime64("2021-01-01") - birth).astype(np.int64) >= 65 * 365.25] = "03"
-    return payer
+    payer[(np.datetime64("2021-01-01") - birth).astype(np.int64) >= 65 * 365.25] = codes.index("03")
+    return codes, payer

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rxradar.synth import catalog
 from rxradar.synth.anomalies import Plan
@@ -81,30 +82,44 @@ def _after_a_fill(rng: np.random.Generator, fills: Fills, products: Products, pe
 
 def _death_records(config: SynthConfig, rng: np.random.Generator, persons: pa.Table, dead: np.ndarray,
                    died_on: np.ndarray, overdose: np.ndarray, prescription_pattern: np.ndarray) -> pa.Table:
+    """One record per death, numbered in date order. Per death, two uniforms in turn: the cause
+    (as ``rng.choice`` with the death's cause weights would draw it) and whether the SSN is
+    reported; drawn for all deaths at once, the stream is the one a loop over deaths would use."""
     od = catalog.overdose_causes()
     od_share = np.asarray(od["share"].to_numpy(zero_copy_only=False), dtype=float)
     rx_related = np.asarray(od["prescription_related"].to_pylist(), dtype=bool)
     nat = catalog.natural_causes()
     nat_share = np.asarray(nat["share"].to_numpy(zero_copy_only=False), dtype=float)
-    first_year = np.asarray(nat["first_year"].to_numpy(zero_copy_only=False), dtype=float)
-    rows = []
+    first_year = np.nan_to_num(np.asarray(nat["first_year"].to_numpy(zero_copy_only=False), dtype=float), nan=0)
     dead = dead[np.argsort(died_on[dead], kind="stable")]
-    ssn = persons["ssn"].to_pylist()
-    for seq, p in enumerate(dead, start=1):
-        when = died_on[p].astype(object)
-        if overdose[p]:
-            w = od_share * np.where(rx_related, 3.0, 1.0) if prescription_pattern[p] else od_share
-            i = int(rng.choice(len(w), p=w / w.sum()))
-            ucod, causes, manner = (od["underlying_cause"][i].as_py(), od["multiple_causes"][i].as_py().split(),
-                                    od["manner"][i].as_py())
-        else:  # causes that did not exist yet (COVID-19 before 2020) are not drawn
-            w = np.where(np.nan_to_num(first_year, nan=0) <= when.year, nat_share, 0.0)
-            i = int(rng.choice(len(w), p=w / w.sum()))
-            ucod, causes, manner = (nat["underlying_cause"][i].as_py(), (nat["multiple_causes"][i].as_py() or "").split(),
-                                    nat["manner"][i].as_py())
-        rows.append({
-            "death_id": f"{when.year}{config.state}{seq:06d}", "person_id": int(p), "variant_id": int(p),
-            "death_date": when, "underlying_cause": ucod, "multiple_causes": causes, "manner": manner,
-            "ssn_reported": ssn[p] if rng.random() < 0.9 else None,
-        })
-    return pa.Table.from_pylist(rows, schema=DEATHS)
+    n = len(dead)
+    u = rng.random(2 * n).reshape(n, 2)
+    year = died_on[dead].astype("datetime64[Y]").astype(np.int64) + 1970
+    # Causes: overdose rows first, then natural ones; which applies depends on the death.
+    cause = np.zeros(n, dtype=np.int64)
+    od_rx = overdose[dead] & prescription_pattern[dead]
+    groups = [(od_rx, od_share * np.where(rx_related, 3.0, 1.0), 0),
+              (overdose[dead] & ~prescription_pattern[dead], od_share, 0)]
+    # Causes that did not exist yet (COVID-19 before 2020) are not drawn.
+    groups += [(~overdose[dead] & (year == y), np.where(first_year <= y, nat_share, 0.0), od.num_rows)
+               for y in np.unique(year)]
+    for rows, w, first in groups:
+        cdf = np.cumsum(w / w.sum())  # as Generator.choice does
+        cdf /= cdf[-1]
+        cause[rows] = first + cdf.searchsorted(u[rows, 0], side="right")
+    causes = pa.array([c.split() for c in od["multiple_causes"].to_pylist()] +
+                      [(c or "").split() for c in nat["multiple_causes"].to_pylist()], pa.list_(pa.string()))
+    take = pa.array(cause)
+    seq = pc.utf8_lpad(pa.array(np.arange(1, n + 1, dtype=np.int64)).cast(pa.string()), 6, "0")
+    return pa.table({
+        "death_id": pc.binary_join_element_wise(pa.array(year).cast(pa.string()), config.state, seq, ""),
+        "person_id": dead.astype(np.int64), "variant_id": dead.astype(np.int64),
+        "death_date": pa.array(died_on[dead], pa.date32()),
+        "underlying_cause": pa.concat_arrays([od["underlying_cause"].combine_chunks().cast(pa.string()),
+                                              nat["underlying_cause"].combine_chunks().cast(pa.string())]).take(take),
+        "multiple_causes": causes.take(take),
+        "manner": pa.concat_arrays([od["manner"].combine_chunks().cast(pa.string()),
+                                    nat["manner"].combine_chunks().cast(pa.string())]).take(take),
+        "ssn_reported": pc.if_else(pa.array(u[:, 1] < 0.9), persons["ssn"].combine_chunks().take(pa.array(dead)),
+                                   pa.scalar(None, pa.string())),
+    }, schema=DEATHS)
