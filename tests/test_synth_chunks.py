@@ -54,6 +54,19 @@ def test_chunk_sizes_cover_everyone_in_near_equal_chunks(small_chunks):
     assert chunks.chunk_sizes(10) == [10]
 
 
+def test_death_ids_continue_each_year_and_never_pass_six_digits():
+    deaths = pa.table({"death_id": ["2021WV000001", "2021WV000002", "2022WV000003"],
+                       "death_date": [date(2021, 3, 1), date(2021, 5, 2), date(2022, 1, 9)]})
+    keys = chunks.KeyRanges()
+    assert keys.number_deaths(deaths, "WV", first_chunk=True).equals(deaths)
+    assert keys.death_sequence == {2021: 2, 2022: 3}
+    later = keys.number_deaths(deaths, "WV", first_chunk=False)
+    assert later["death_id"].to_pylist() == ["2021WV000003", "2021WV000004", "2022WV000004"]
+    keys.death_sequence[2022] = chunks.DEATH_SEQUENCE_MAX
+    with pytest.raises(ValueError, match="six digits"):
+        keys.number_deaths(deaths, "WV", first_chunk=False)
+
+
 def test_each_chunk_holds_its_own_people(parts):
     assert [p.notes["chunk"] for p in parts] == [0, 1, 2]
     for k, p in enumerate(parts):

@@ -43,20 +43,19 @@ def generate_worlds(config: SynthConfig) -> Iterator[World]:
     pharmacies = make_pharmacies(config, rng, county)
     plan = plan_anomalies(config, rng, county, first, prescribers, pharmacies)
     # Treatment-desert prescribers have been moved out in plan.prescribers.
-    state = _State(config, county, plan, Geography(county, config.state, plan.prescribers, pharmacies),
+    state = _State(config, county, Geography(county, config.state, plan.prescribers, pharmacies),
                    Products.load(), pharmacies, len(sizes))
     keys = KeyRanges(variant=config.persons)
-    people = {0: first}  # popped as each chunk is made, so no chunk's people outlive it here
-    del first
+    # The planted patients and shoppers are all in chunk 0.
+    later_plan = replace(plan, mill_patients=NOBODY, patient_mill=NOBODY, shoppers=NOBODY, rings=[])
     for k, size in enumerate(sizes):
         if k == 0:
-            yield _chunk_world(state, rng, 0, people.pop(0), plan, keys)
-            continue
-        chunk = chunk_rng(config.seed, k)
-        people[k] = _offset_persons(make_persons(replace(config, persons=size), chunk, county), keys.person)
-        # The planted patients and shoppers are all in chunk 0.
-        yield _chunk_world(state, chunk, k, people.pop(k), replace(plan, mill_patients=NOBODY, patient_mill=NOBODY,
-                                                                   shoppers=NOBODY, rings=[]), keys)
+            persons, first, chunk_plan, chunk = first, None, plan, rng
+        else:
+            chunk, chunk_plan = chunk_rng(config.seed, k), later_plan
+            persons = _offset_persons(make_persons(replace(config, persons=size), chunk, county), keys.person)
+        # Arrow tables share buffers: the World's persons are these, so holding them costs nothing.
+        yield _chunk_world(state, chunk, k, persons, chunk_plan, keys)
 
 
 @dataclass
@@ -65,7 +64,6 @@ class _State:
 
     config: SynthConfig
     county: pa.Table
-    plan: Plan
     geo: Geography
     products: Products
     pharmacies: pa.Table
