@@ -138,7 +138,7 @@ def test_same_seed_same_chunks_and_each_chunk_draws_afresh(parts, world, small_c
     assert not other[1].persons["birth_date"].equals(parts[1].persons["birth_date"])
 
 
-def test_one_chunk_is_the_in_memory_build(monkeypatch):
+def test_one_chunk_is_the_in_memory_build():
     config = SynthConfig(persons=2_000, start=date(2022, 1, 1), end=date(2022, 12, 31), seed=9)
     whole = build_world(config)
     [only] = list(generate_worlds(config))
@@ -168,6 +168,12 @@ def test_chunked_parquet_state_keeps_every_fill_apart(world, small_chunks, tmp_p
     synthesize(CONFIG, tmp_path / "state", "parquet")
     with Workspace(ws_root) as ws:
         assert len(ws.manifest()) == 3
+
+
+def test_asap_text_needs_the_state_in_one_chunk(small_chunks, tmp_path: Path):
+    with pytest.raises(ValueError, match="use --format parquet"):
+        synthesize(CONFIG, tmp_path / "state", "asap")
+    assert not (tmp_path / "state" / "asap").exists()
 
 
 def test_truth_written_chunk_by_chunk_is_what_write_truth_writes(tmp_path: Path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from rxradar.synth import chunks
 from rxradar.synth.chunks import chunk_sizes
 from rxradar.synth.config import SynthConfig
 from rxradar.synth.generate import build_world, generate_worlds
@@ -43,6 +44,9 @@ def synthesize(config: SynthConfig, out: Path, fmt: str = "asap",
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "asap" and len(chunk_sizes(config.persons)) > 1:
+        raise ValueError(f"ASAP files are written from a state held in memory, at most {chunks.CHUNK_PERSONS:,} "
+                         f"persons; use --format parquet for {config.persons:,}")
     say = step or (lambda _msg: None)
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
