@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rxradar import catalog, settings as settings_mod
 from rxradar.ingest.pipeline import FileOutcome, expand_paths, ingest_files
+from rxradar.schema import TABLES
 from rxradar.workspace import Workspace
 
 app = typer.Typer(help="rxradar: opioid surveillance over PDMP, death and registry data.", no_args_is_help=True,
@@ -132,8 +133,6 @@ def tables(workspace: WorkspaceOpt = None, mme_table: MmeOpt = None) -> None:
     out.add_column("table")
     out.add_column("rows", justify="right")
     out.add_column("access")
-    from rxradar.schema import TABLES
-
     for name, n in counts.items():
         access = "identified (restricted)" if TABLES[name].restricted else (
             "has identified columns" if any(c.identified for c in TABLES[name].columns) else "pseudonymised")

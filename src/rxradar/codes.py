@@ -1,9 +1,8 @@
 """Identifier value checks: NPI, DEA, NCPDP, NDC and SSN.
 
-Each check has a plain-Python scalar form, which is the reference, and (where the ASAP reader
-needs it on millions of rows) a vectorised form over a pyarrow string array that does no
-per-row Python work. Property tests keep the two in agreement. Values are checked exactly as
-given: callers trim padding first.
+Each check is plain Python: the ASAP reader runs it once per distinct value of a file (a few
+thousand NPIs and NDCs, not millions of rows) and joins the result back in the engine. Values
+are checked exactly as given: callers trim padding first.
 
 Rules and worked examples: shared/reference/formats.md §4 (NPI §4.1, DEA §4.2, NCPDP §4.3,
 NDC §4.4).
@@ -14,12 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-# The same patterns run in Python `re` (with fullmatch) and in RE2 via pyarrow (where `$` is
-# end of text). `[0-9]` rather than `\d`, which in Python also matches non-ASCII digits.
+# Used with re.fullmatch. `[0-9]` rather than `\d`, which in Python also matches non-ASCII digits.
 NPI_PATTERN = r"[0-9]{10}"
 DEA_PATTERN = r"[A-Z][A-Z9][0-9]{7}"
 NCPDP_PATTERN = r"[0-9]{7}"
@@ -28,47 +22,6 @@ NCPDP_PATTERN = r"[0-9]{7}"
 # positions 15..11 from the right of the 15-digit number, so the 0 and the 4 at even positions are
 # doubled: 8 + 0 + 8 + 8 + 0 = 24.
 NPI_PREFIX_LUHN_SUM = 24
-# A Luhn-doubled digit: 2d, less 9 when that exceeds 9.
-_LUHN_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
-
-
-def _as_large_string(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    return values.cast(pa.large_string())
-
-
-def _matching_bytes(values: pa.Array | pa.ChunkedArray, pattern: str, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mask of values that fully match ``pattern`` and their bytes as an (n_matched, width) matrix.
-
-    ``pattern`` must only match strings of exactly ``width`` ASCII characters, so the matched
-    values lie back to back in the Arrow data buffer and can be viewed as a matrix without copying
-    row by row.
-    """
-    arr = _as_large_string(values)
-    mask = pc.fill_null(pc.match_substring_regex(arr, f"^{pattern}$"), False)
-    kept = arr.filter(mask)
-    mask_np = np.array(mask.to_numpy(zero_copy_only=False), dtype=bool)  # writable copy
-    n = len(kept)
-    if n == 0:
-        return mask_np, np.empty((0, width), dtype=np.uint8)
-    _, offsets_buf, data_buf = kept.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[kept.offset : kept.offset + n + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8)[offsets[0] : offsets[-1]]
-    return mask_np, data.reshape(n, width)
-
-
-def _digit_rows(m: np.ndarray) -> np.ndarray:
-    """(n, width) ASCII digit bytes → (width, n) digit values, one row per position (so the
-    arithmetic below runs over long contiguous-ish vectors in small integer types)."""
-    return (m - np.uint8(ord("0"))).T
-
-
-def _dea_style_check_ok(d: np.ndarray) -> np.ndarray:
-    """(d1+d3+d5) + 2(d2+d4+d6) ≡ d7 (mod 10) for each column of a (7, n) digit matrix."""
-    total = d[[0, 2, 4]].sum(axis=0, dtype=np.uint16) + 2 * d[[1, 3, 5]].sum(axis=0, dtype=np.uint16)
-    return total % 10 == d[6]
-
 
 # --- NPI -------------------------------------------------------------------------------------
 
@@ -104,16 +57,6 @@ def npi_is_valid(s: str) -> bool:
     return (10 - _npi_luhn_total(s[:9]) % 10) % 10 == int(s[9])
 
 
-def npi_valid_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Vectorised :func:`npi_is_valid`; null and empty values are False."""
-    mask, m = _matching_bytes(values, NPI_PATTERN, 10)
-    d = _digit_rows(m)
-    doubled = _LUHN_DOUBLED[d[0:9:2]].sum(axis=0, dtype=np.uint16)
-    total = doubled + d[1:9:2].sum(axis=0, dtype=np.uint16) + NPI_PREFIX_LUHN_SUM
-    mask[mask] = (10 - total % 10) % 10 == d[9]
-    return mask
-
-
 # --- DEA -------------------------------------------------------------------------------------
 
 
@@ -135,13 +78,6 @@ def dea_with_check_digit(letters: str, first6: str) -> str:
     return letters + first6 + str((d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10)
 
 
-def dea_valid_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Vectorised :func:`dea_is_valid`; null and empty values are False."""
-    mask, m = _matching_bytes(values, DEA_PATTERN, 9)
-    mask[mask] = _dea_style_check_ok(_digit_rows(m[:, 2:]))
-    return mask
-
-
 # --- NCPDP -----------------------------------------------------------------------------------
 
 
@@ -161,25 +97,13 @@ def ncpdp_checksum_ok(s: str) -> bool:
     return (d[0] + d[2] + d[4] + 2 * (d[1] + d[3] + d[5])) % 10 == d[6]
 
 
-def ncpdp_format_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Vectorised :func:`ncpdp_format_ok`; null and empty values are False."""
-    return _matching_bytes(values, NCPDP_PATTERN, 7)[0]
-
-
-def ncpdp_checksum_mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Vectorised :func:`ncpdp_checksum_ok`; null and empty values are False."""
-    mask, m = _matching_bytes(values, NCPDP_PATTERN, 7)
-    mask[mask] = _dea_style_check_ok(_digit_rows(m))
-    return mask
-
-
 # --- NDC -------------------------------------------------------------------------------------
 
 NDC_OK = "ok"
 NDC_AMBIGUOUS = "ambiguous"
 NDC_INVALID = "invalid"
 
-# Only surrounding ASCII whitespace is trimmed, identically in Python and in Arrow.
+# Only surrounding ASCII whitespace is trimmed.
 _NDC_TRIM = " \t\r\n"
 _NDC11 = r"[0-9]{11}"
 _NDC10 = r"[0-9]{10}"
@@ -226,27 +150,6 @@ def normalize_ndc(s: str) -> NdcNormalized:
         ndc11 = "".join(g.rjust(w, "0") for g, w in zip(m.groups(), _NDC_WIDTHS))
         return NdcNormalized(ndc11, (ndc11,), NDC_OK)
     return NdcNormalized(None, (), NDC_INVALID)
-
-
-def normalize_ndc_array(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
-    """Vectorised :func:`normalize_ndc`: (``ndc11``, ``status``) string arrays.
-
-    Ambiguous and invalid values get a null ``ndc11``; null input is ``invalid``.
-    """
-    t = pc.utf8_trim(_as_large_string(values), _NDC_TRIM)
-    is11 = pc.fill_null(pc.match_substring_regex(t, f"^{_NDC11}$"), False)
-    is10 = pc.fill_null(pc.match_substring_regex(t, f"^{_NDC10}$"), False)
-    parts = pc.extract_regex(t, f"^{_NDC_HYPHENATED}$")
-    segments = [pc.struct_field(parts, [i]) for i in range(3)]
-    n_digits = pc.add(pc.add(*(pc.utf8_length(seg) for seg in segments[:2])), pc.utf8_length(segments[2]))
-    hyphenated_ok = pc.fill_null(pc.greater_equal(n_digits, 10), False)
-    padded = [pc.utf8_lpad(seg, w, "0") for seg, w in zip(segments, _NDC_WIDTHS)]
-    joined = pc.binary_join_element_wise(*padded, pa.scalar("", pa.large_string()))
-    null = pa.scalar(None, pa.large_string())
-    ndc11 = pc.if_else(is11, t, pc.if_else(hyphenated_ok, joined, null))
-    ok = pc.or_(is11, hyphenated_ok)
-    status = pc.if_else(ok, NDC_OK, pc.if_else(is10, NDC_AMBIGUOUS, NDC_INVALID))
-    return ndc11.cast(pa.string()), status.cast(pa.string())
 
 
 # --- SSN -------------------------------------------------------------------------------------

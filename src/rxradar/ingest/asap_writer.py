@@ -7,7 +7,6 @@ TH..TT, TT01 = TH02 (formats.md §1.3).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import IO
@@ -102,6 +101,3 @@ def zero_report(version: str, control_number: str, created: datetime, sender_id:
                     [AsapPharmacy(pharmacy, [AsapPatient({"PAT07": "REPORT", "PAT08": "ZERO"}, [dsp])])],
                     message=f"#{start}#-#{end}#")
 
-
-def dispensation_count(files: Iterable[AsapFile]) -> int:
-    return sum(len(p.dispensations) for f in files for ph in f.pharmacies for p in ph.patients)

@@ -210,9 +210,9 @@ def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
                                                message=str(exc))]
             # One file spoils the batch for the engine: find it by taking the files one at a time.
             tx.forget()
-            retry = [(paths[m.ingest_id], sha) for (p, m) in prepared for (path, sha) in batch
-                     if path == paths[m.ingest_id]]
-            return outcomes + [o for item in retry for o in _ingest_batch(ws, engine, [item], settings)]
+            sha = dict(batch)
+            retry = [paths[m.ingest_id] for _, m in prepared]
+            return outcomes + [o for path in retry for o in _ingest_batch(ws, engine, [(path, sha[path])], settings)]
         for p, m in prepared:
             s = summaries[m.ingest_id]
             m.detail = f"ASAP {s.header.version}" + (
