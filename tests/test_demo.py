@@ -18,7 +18,16 @@ def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path):
     assert 150_000 < dispensations < 250_000  # the small preset: ~200,000
     for kind in ("pill mill", "disproportionate pharmacy", "doctor shopper", "overdose cluster", "treatment desert"):
         assert kind in first.output
+    # The analysis ran and its detectors find every planted pill mill and pharmacy at k = planted,
+    # where ranking by raw volume does not.
+    assert re.search(r"│ pill mill\s*│\s*4 │\s*1\.000 │\s*0\.750 │", first.output), first.output
+    assert re.search(r"│ disproportionate pharmacy\s*│\s*2 │\s*1\.000 │\s*0\.000 │", first.output)
+    for name in ("prescriber_metrics.csv", "pharmacy_metrics.csv", "deciles.csv", "patient_indicators.csv",
+                 "settings.json"):
+        assert (tmp_path / "results" / name).exists()
+    first_metrics = (tmp_path / "results" / "prescriber_metrics.csv").read_bytes()
     again = runner.invoke(app, ["demo", "--dir", str(tmp_path)], env={"COLUMNS": "200"})
     assert again.exit_code == 0, again.output
     assert re.search(r"asap: 0 file\(s\) ingested", again.output)
     assert re.search(rf"│ dispensations\s*│\s*{dispensations:,}\s*│", again.output)
+    assert (tmp_path / "results" / "prescriber_metrics.csv").read_bytes() == first_metrics

@@ -141,7 +141,8 @@ def tiny_world(n_fills: int = 240, seed: int = 7) -> World:
     ]
     anomalies = [{"kind": "pill_mill", "entity_type": "prescriber", "entity_id": prescribers[4]["npi"],
                   "parameters": '{"volume_multiplier": 5}'}]
-    counties = pa.table({"fips": ["54011", "54039", "54045"], "name": ["Cabell", "Kanawha", "Logan"]})
+    counties = pa.table({"fips": ["54011", "54039", "54045"], "name": ["Cabell", "Kanawha", "Logan"],
+                         "zips": [["25701", "25702"], ["25301"], ["25601"]]})
     return World(
         state="WV", seed=seed,
         persons=pa.Table.from_pylist(persons, schema=PERSONS),
@@ -470,9 +471,11 @@ def test_workspace_writer_equals_ingesting_the_files(world, tmp_path):
         ingest(files, "pharmacies", tmp_path / "pharmacies.csv")
         ingest(files, "asap", tmp_path / "asap")
         ingest(files, "deaths", tmp_path / "deaths.csv")
+        ingest(files, "zip_counties", tmp_path / "zip_county.csv")
         direct_root = workspace_with_key(tmp_path / "direct", files.key)
         rows = write_workspace(world, direct_root)
-        assert rows == {"dispensations": 240, "identities": 15, "prescribers": 5, "pharmacies": 3, "deaths": 3}
+        assert rows == {"dispensations": 240, "identities": 15, "prescribers": 5, "pharmacies": 3, "deaths": 3,
+                        "zip_counties": 4}
         with Workspace(direct_root, create=False) as direct:
             assert dispensations(direct) == dispensations(files)
             identity = "identity_id, upper(last_name), upper(first_name), birth_date, sex, zip, id_qualifier, id_hash"
@@ -484,6 +487,9 @@ def test_workspace_writer_equals_ingesting_the_files(world, tmp_path):
             provider = "prescriber_id, npi, dea, last_name, first_name, taxonomy_code, specialty, state, zip"
             assert query(direct, f"SELECT {provider} FROM prescribers ORDER BY 1") == query(
                 files, f"SELECT {provider} FROM prescribers ORDER BY 1")
+            crosswalk = "zip_county, zip, county_fips, state, res_ratio"
+            assert query(direct, f"SELECT {crosswalk} FROM zip_counties ORDER BY 1") == query(
+                files, f"SELECT {crosswalk} FROM zip_counties ORDER BY 1")
             place = "pharmacy_id, npi, ncpdp, dea, name, county_fips, lat, lon"
             assert query(direct, f"SELECT {place} FROM pharmacies ORDER BY 1") == query(
                 files, f"SELECT {place} FROM pharmacies ORDER BY 1")
@@ -511,3 +517,13 @@ def test_workspace_writer_works_in_chunks(world, tmp_path, monkeypatch):
     assert whole == chunked
     with Workspace(tmp_path / "whole") as a, Workspace(tmp_path / "chunked") as b:
         assert dispensations(a) == dispensations(b)
+
+
+def test_zip_county_crosswalk_reads_back_with_every_county_zip(world, tmp_path):
+    from rxradar.ingest.zip_counties import read_zip_counties
+
+    write_registries(world, tmp_path)
+    parsed = read_zip_counties(tmp_path / "zip_county.csv", "zip_county.csv")
+    assert parsed.rejects.num_rows == 0
+    assert sorted(parsed.tables["zip_counties"]["zip_county"].to_pylist()) == [
+        "25301|54039", "25601|54045", "25701|54011", "25702|54011"]

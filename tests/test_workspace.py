@@ -184,7 +184,8 @@ def test_failed_file_is_recorded_once_and_leaves_no_data(tmp_path):
     assert again.status == "failed"
     assert meta_rows(root, manifest_sql) == [(again.ingest_id, "failed", expected_reason)]
     assert meta_rows(root, reject_sql) == [(again.ingest_id, "notes.asap", None, "TH", "rejected", expected_reason)]
-    assert counts(root) == {"dispensations": 0, "identities": 0, "prescribers": 0, "pharmacies": 0, "deaths": 0}
+    assert counts(root) == {"dispensations": 0, "identities": 0, "prescribers": 0, "pharmacies": 0, "deaths": 0,
+                            "zip_counties": 0}
 
 
 def test_failed_file_next_to_good_ones_does_not_stop_them(tmp_path):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rxradar.engine import Engine
+from rxradar.reference.counties import counties
 from rxradar.reference.ndc import products_with_factors
 from rxradar.schema import DISPENSATION_DERIVED, TABLES
 from rxradar.settings import Settings
@@ -26,7 +27,8 @@ def open_engine(ws: Workspace, settings: Settings) -> Engine:
     """An engine with the workspace's canonical tables and the reference tables attached."""
     engine = Engine(memory_limit=settings.memory_limit, threads=settings.threads, temp_directory=ws.root / "tmp")
     products = products_with_factors(settings.mme_table).select(list(PRODUCT_COLUMNS))
-    engine.attach_tables(ws.live_files(), {"products": products})
+    places = counties().select(["fips", "state", "name", "lat", "lon", "pop2019"])
+    engine.attach_tables(ws.live_files(), {"products": products, "counties": places})
     return engine
 
 

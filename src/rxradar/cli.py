@@ -114,6 +114,13 @@ def ingest_pharmacies(paths: Annotated[list[Path], typer.Argument(help="pharmacy
     _ingest("pharmacies", paths, workspace)
 
 
+@ingest_app.command("zip-counties")
+def ingest_zip_counties(paths: Annotated[list[Path], typer.Argument(help="ZIP-to-county crosswalk CSV (HUD USPS layout)")],
+                        workspace: WorkspaceOpt = None) -> None:
+    """ZIP-to-county crosswalk (HUD USPS ZIP-COUNTY file): places patients, who are reported by ZIP, in counties."""
+    _ingest("zip_counties", paths, workspace)
+
+
 def _open(workspace: Path | None, **extra) -> tuple[settings_mod.Settings, Workspace]:
     s = _settings(workspace, **extra)
     try:
@@ -176,6 +183,118 @@ def rejects(workspace: WorkspaceOpt = None,
     console.print(out)
     console.print(f"{totals.get('rejected', 0):,} rejected, {totals.get('warning', 0):,} warnings"
                   + (f" (showing {limit} of {len(summary)} groups)" if len(summary) > limit else ""))
+
+
+@app.command("analyze")
+def analyze(
+    workspace: WorkspaceOpt = None,
+    period: Annotated[Optional[int], typer.Option(help="a calendar year, e.g. 2023 (instead of --start/--end)")] = None,
+    start: Annotated[Optional[str], typer.Option(help="first day, YYYY-MM-DD [default: first fill]")] = None,
+    end: Annotated[Optional[str], typer.Option(help="last day, YYYY-MM-DD [default: last fill]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="also write the results as CSV here")] = None,
+    identified: Annotated[bool, typer.Option("--identified", help="put patient names and birth dates in "
+                                             "patient_indicators.csv (audited)")] = False,
+    mme_table: MmeOpt = None,
+    early_refill: Annotated[Optional[str], typer.Option(help="overlap or shift")] = None,
+    peer_scope: Annotated[Optional[str], typer.Option(help="state, region or national")] = None,
+    indicator_params: Annotated[Optional[str], typer.Option(help="e.g. 'mpe_pbss.window_days=90'")] = None,
+) -> None:
+    """Patient indicators, prescriber peer comparison and pharmacy disproportion for a period."""
+    from datetime import date
+
+    from rxradar.analytics.analyze import STEPS
+    from rxradar.analytics.analyze import analyze as run_analysis
+
+    try:
+        if period is not None and (start or end):
+            raise ValueError("give --period or --start/--end, not both")
+        first = date(period, 1, 1) if period else date.fromisoformat(start) if start else None
+        last = date(period, 12, 31) if period else date.fromisoformat(end) if end else None
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2)
+    s, ws = _open(workspace, mme_table=mme_table, early_refill=early_refill, peer_scope=peer_scope,
+                  indicator_params=indicator_params)
+    with ws, Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      console=err, transient=True) as bar:
+        task = bar.add_task("analyze", total=len(STEPS))
+        done = iter(range(len(STEPS) + 1))
+
+        def step(name: str) -> None:
+            bar.update(task, completed=next(done), description=f"analyze: {name}")
+
+        try:
+            result = run_analysis(ws, s, start=first, end=last, out=out, identified=identified, step=step)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+    console.print(f"analysed {result.period}: {result.persons:,} persons ({result.patients:,} with opioids), "
+                  f"{result.prescribers:,} prescribers ({result.flagged_prescribers:,} flagged), "
+                  f"{result.pharmacies:,} pharmacies ({result.flagged_pharmacies:,} flagged)")
+    for path in result.outputs:
+        console.print(f"  wrote {path}")
+    console.print(f"  rxradar leads -w {s.workspace}   shows the ranked prescribers and pharmacies")
+
+
+@app.command("leads")
+def leads(workspace: WorkspaceOpt = None,
+          entity: Annotated[str, typer.Option(help="prescribers or pharmacies")] = "prescribers",
+          limit: Annotated[int, typer.Option(help="rows to show")] = 15) -> None:
+    """The ranked leads of the last analysis, with the measures that drive each score."""
+    from rxradar.analytics.leads import top_leads
+
+    s, ws = _open(workspace)
+    with ws:
+        try:
+            rows = top_leads(ws.root, entity, limit)
+        except (FileNotFoundError, ValueError) as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+    out = Table(title=f"{entity}: strongest leads")
+    for name in ("rank", "id", "peer group", "score", "driven by", "flags"):
+        out.add_column(name, justify="right" if name in ("rank", "score") else "left")
+    for r in rows:
+        out.add_row(str(r["rank"]), r["id"], r["peer_group"], f"{r['lead_score']:.1f}",
+                    "; ".join(r["lead_components"].split("; ")[:3]),
+                    "\n".join(r["flags"]))
+    console.print(out)
+
+
+@app.command("evaluate")
+def evaluate(truth: Annotated[Path, typer.Option("--truth", help="a synthetic state's truth/ folder")],
+             workspace: WorkspaceOpt = None) -> None:
+    """Score the detectors of the last analysis against a synthetic state's planted truth."""
+    from rxradar.evaluation import evaluate as score
+
+    _, ws = _open(workspace)
+    with ws:
+        try:
+            scores = score(ws, truth)
+        except FileNotFoundError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+    out = Table(title="detectors against planted truth (k = number planted)")
+    for name in ("detector", "planted", "precision@k = recall@k", "baseline (volume)", "flagged", "flag precision",
+                 "flag recall"):
+        out.add_column(name, justify="left" if name == "detector" else "right")
+    for sc in scores:
+        out.add_row(sc.detector.replace("_", " "), f"{sc.planted:,}", f"{sc.precision_at_k:.3f}",
+                    f"{sc.baseline_precision_at_k:.3f}", f"{sc.flagged:,}",
+                    "-" if sc.flag_precision is None else f"{sc.flag_precision:.3f}", f"{sc.flag_recall:.3f}")
+    console.print(out)
+
+
+@app.command("indicators")
+def indicators_list() -> None:
+    """Every patient indicator: id, kind, parameters and citation (the declarations in definitions.toml)."""
+    from rxradar.indicators import indicators
+
+    out = Table(title="patient indicators")
+    for name in ("id", "kind", "title", "parameters", "citation"):
+        out.add_column(name)
+    for i in indicators():
+        out.add_row(i.id, i.kind, i.title, ", ".join(f"{k}={v:g}" for k, v in i.parameters.items()), i.citation)
+    console.print(out)
 
 
 @app.command("settings")
@@ -249,18 +368,28 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthe
         _ingest(step.kind, step.paths, workspace)
     tables(workspace=workspace, mme_table=None)
     rejects(workspace=workspace, limit=12)
+    results = directory / "results"
+    console.rule("analysis: patient indicators, prescribers against peers, pharmacies")
+    analyze(workspace=workspace, period=None, start=None, end=None, out=results, identified=False, mme_table=None,
+            early_refill=None, peer_scope=None, indicator_params=None)
+    leads(workspace=workspace, entity="prescribers", limit=8)
+    leads(workspace=workspace, entity="pharmacies", limit=4)
     import pyarrow.csv as pacsv
 
     planted = Counter(pacsv.read_csv(state / "truth" / "anomalies.csv")["kind"].to_pylist())
-    console.rule("planted truth (what the analyses should find)")
+    console.rule("planted truth, and how the detectors score against it")
     for kind, n in sorted(planted.items()):
         console.print(f"  {n:4d} {kind.replace('_', ' ')}")
+    evaluate(truth=state / "truth", workspace=workspace)
     console.rule("where to look")
-    console.print(f"  rxradar tables -w {workspace}\n"
+    console.print(f"  {results}/prescriber_metrics.csv, pharmacy_metrics.csv, deciles.csv: every measure, "
+                  "percentile, flag and reason\n"
+                  f"  rxradar leads -w {workspace} --entity pharmacies\n"
+                  f"  rxradar tables -w {workspace}\n"
                   f"  rxradar rejects -w {workspace}\n"
-                  f"  rxradar export dispensations --format csv --out dispensations.csv -w {workspace}\n"
                   f"  {state / 'truth'}/README.md explains the planted truth\n"
-                  "Run the demo again: the same seed gives the same files, and nothing is ingested twice.")
+                  "Run the demo again: the same seed gives the same files, nothing is ingested twice, and the "
+                  "analysis gives the same numbers.")
 
 
 @app.callback()

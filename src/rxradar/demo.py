@@ -26,6 +26,7 @@ def demo_steps(state: Path) -> list[DemoStep]:
     return [
         DemoStep("prescribers", [state / "prescribers_nppes.csv"], "prescriber registry (NPPES layout)"),
         DemoStep("pharmacies", [state / "pharmacies.csv"], "pharmacy registry"),
+        DemoStep("zip_counties", [state / "zip_county.csv"], "ZIP-to-county crosswalk (HUD layout)"),
         DemoStep("asap", [state / "asap"], "ASAP submissions from every pharmacy, week by week"),
         DemoStep("deaths", [state / "deaths.csv", state / "deaths.ije"], "death records (CSV and NCHS IJE)"),
     ]

@@ -187,6 +187,19 @@ DEATHS = Table(
     ),
 )
 
+ZIP_COUNTIES = Table(
+    "zip_counties",
+    "one (ZIP, county) pair of a ZIP-to-county crosswalk (HUD USPS layout); places patients, who are reported by ZIP",
+    _cols(
+        ("zip_county", S, "the pair's key, ZIP|county FIPS"),
+        ("zip", S, "five-digit ZIP code"),
+        ("county_fips", S, "county FIPS, five digits"),
+        ("state", S, "USPS preferred state of the ZIP"),
+        ("res_ratio", F64, "share of the ZIP's residential addresses in this county (HUD RES_RATIO); 1 when not given"),
+        ("ingest_id", I64, "manifest id of the source file"),
+    ),
+)
+
 REJECTS = Table(
     "rejects",
     "one rejected record or one warning about a kept record",
@@ -205,7 +218,8 @@ REJECTS = Table(
     restricted=True,
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (DISPENSATIONS, IDENTITIES, PRESCRIBERS, PHARMACIES, DEATHS)}
+TABLES: dict[str, Table] = {t.name: t for t in (DISPENSATIONS, IDENTITIES, PRESCRIBERS, PHARMACIES, DEATHS,
+                                                ZIP_COUNTIES)}
 
 
 def empty(table: Table) -> pa.Table:

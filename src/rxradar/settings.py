@@ -37,7 +37,53 @@ class Settings:
         metadata={"help": "ASAP files are read by the engine in batches of up to this many bytes (many small "
                           "weekly files cost one pass; a larger file is a batch of its own)"},
     )
-
+    early_refill: str = field(
+        default="overlap",
+        metadata={"help": "daily MME when a refill comes before the last supply ran out: overlap (count both, "
+                          "CDC/PBSS daily dose) or shift (the refill of the same drug starts when the earlier "
+                          "supply ends)"},
+    )
+    indicator_params: str = field(
+        default="",
+        metadata={"help": "patient indicator parameters to change, e.g. 'mpe_pbss.window_days=90; "
+                          "oig_high_amounts.threshold=100' (see rxradar indicators)"},
+    )
+    risk_indicators: str = field(
+        default="oig_high_amounts,oig_extreme_use,oig_doctor_shopping,mpe_pbss,omp_pqa,opioid_benzo_overlap,"
+                "pqa_high_dosage_mme,naive_long_acting",
+        metadata={"help": "patient flags that make a patient 'at risk' in prescriber measures (HHS-OIG counts "
+                          "at-risk patients per prescriber)"},
+    )
+    high_dose_mme: float = field(
+        default=90.0,
+        metadata={"help": "a fill is high-dose at or above this MME/day (CDC 2022 guideline; PBSS)"},
+    )
+    peer_scope: str = field(
+        default="state",
+        metadata={"help": "prescriber peers: same specialty in the same state, HHS region (region) or "
+                          "everywhere (national)"},
+    )
+    min_peers: int = field(
+        default=10,
+        metadata={"help": "a peer group with fewer members falls back to all prescribers (pharmacies) of "
+                          "the same scope"},
+    )
+    outlier_iqr: float = field(
+        default=3.0, metadata={"help": "extreme outlier above peer Q3 + this x IQR (HHS-OIG OEI-02-09-00600)"})
+    posterior_ratio: float = field(
+        default=2.0, metadata={"help": "flag a rate likely above this multiple of the peer rate"})
+    posterior_probability: float = field(
+        default=0.95, metadata={"help": "... when the posterior probability of that is at least this"})
+    early_refill_used_share: float = field(
+        default=0.75,
+        metadata={"help": "an opioid refill is early before this share of the last fill's days supply has "
+                          "passed (payers' refill-too-soon edits)"},
+    )
+    urban_county_population: int = field(
+        default=50_000,
+        metadata={"help": "pharmacy peers: a county of at least this many residents is urban (the OMB "
+                          "urban-core size of a metropolitan area)"},
+    )
 
 
 def _coerce(value: str, like: Any) -> Any:
@@ -47,6 +93,8 @@ def _coerce(value: str, like: Any) -> Any:
         return value.lower() in {"1", "true", "yes"}
     if isinstance(like, int):
         return int(value)
+    if isinstance(like, float):
+        return float(value)
     return value
 
 
@@ -77,6 +125,17 @@ def _check(settings: Settings) -> None:
 
     if settings.mme_table not in mme_factor_tables():
         raise ValueError(f"mme_table {settings.mme_table!r} is not one of {', '.join(mme_factor_tables())}")
+    if settings.early_refill not in ("overlap", "shift"):
+        raise ValueError(f"early_refill must be overlap or shift, not {settings.early_refill!r}")
+    if settings.peer_scope not in ("state", "region", "national"):
+        raise ValueError(f"peer_scope must be state, region or national, not {settings.peer_scope!r}")
+    from rxradar.indicators import indicators, parse_overrides
+
+    known = {i.id: i.kind for i in indicators(parse_overrides(settings.indicator_params))}
+    for name in filter(None, (x.strip() for x in settings.risk_indicators.split(","))):
+        if known.get(name) != "flag":
+            raise ValueError(f"risk_indicators: {name!r} is not a patient flag; flags are "
+                             f"{', '.join(k for k, v in known.items() if v == 'flag')}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
 

@@ -87,6 +87,14 @@ class Engine:
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from exc
 
+    def materialize(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """Keep a query's result as temporary table ``name`` (spilled to disk when large); returns its rows."""
+        try:
+            self._con.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params=params or None)
+            return int(self.scalar(f"SELECT count(*) FROM {name}"))
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
+
     def set_variables(self, **values: Any) -> None:
         """Session variables read by SQL files with ``getvariable('name')``."""
         for name, value in values.items():

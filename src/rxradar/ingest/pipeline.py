@@ -19,13 +19,14 @@ from rxradar.ingest.ije import read_deaths_ije
 from rxradar.ingest.registries import read_pharmacies, read_prescribers
 from rxradar.ingest.rejects import Parsed
 from rxradar.privacy import Pseudonymiser
+from rxradar.ingest.zip_counties import read_zip_counties
 from rxradar.schema import TABLES, conform
 from rxradar.settings import Settings
 from rxradar.workspace import IngestTransaction, Workspace, file_sha256
 
 log = logging.getLogger(__name__)
 
-KINDS = ("asap", "deaths", "prescribers", "pharmacies")
+KINDS = ("asap", "deaths", "prescribers", "pharmacies", "zip_counties")
 SKIP_NAMES = {".DS_Store"}
 
 Progress = Callable[[str, int], None]  # (event, amount): "file" with bytes, or "bytes" read
@@ -104,6 +105,8 @@ def _read_other(kind: str, path: Path, pseudonymiser: Pseudonymiser) -> Parsed:
         return read_prescribers(path, path.name)
     if kind == "pharmacies":
         return read_pharmacies(path, path.name)
+    if kind == "zip_counties":
+        return read_zip_counties(path, path.name)
     return (read_deaths_csv if _looks_like_csv(path) else read_deaths_ije)(path, path.name, pseudonymiser)
 
 

@@ -75,3 +75,7 @@ QUALIFY row_number() OVER (PARTITION BY identity_id ORDER BY ingest_id) = 1;
 CREATE OR REPLACE VIEW deaths AS
 SELECT * FROM deaths_records
 QUALIFY row_number() OVER (PARTITION BY death_id ORDER BY ingest_id DESC) = 1;
+
+CREATE OR REPLACE VIEW zip_counties AS
+SELECT * FROM zip_counties_records
+QUALIFY row_number() OVER (PARTITION BY zip_county ORDER BY ingest_id DESC) = 1;

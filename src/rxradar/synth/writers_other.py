@@ -103,7 +103,7 @@ def nppes_header() -> list[str]:
 
 def write_registries(world: World, out: Path) -> None:
     """``out/prescribers_nppes.csv`` (NPPES layout, every value quoted, individuals with their
-    taxonomy in slot 1 marked primary) and ``out/pharmacies.csv``."""
+    taxonomy in slot 1 marked primary), ``out/pharmacies.csv`` and ``out/zip_county.csv``."""
     out.mkdir(parents=True, exist_ok=True)
     header = nppes_header()
     at = {name: i for i, name in enumerate(header)}
@@ -154,6 +154,19 @@ def write_registries(world: World, out: Path) -> None:
         w.writerow(PHARMACY_CSV_COLUMNS)
         for pid, p in zip(ids, pharmacies.to_pylist()):
             w.writerow([pid] + ["" if p[c] is None else p[c] for c in PHARMACY_CSV_COLUMNS[1:]])
+    pa_csv.write_csv(zip_county_crosswalk(world), out / "zip_county.csv")
+
+
+def zip_county_crosswalk(world: World) -> pa.Table:
+    """The state's made-up ZIPs in the layout of HUD's USPS ZIP-COUNTY crosswalk (each synthetic
+    ZIP lies wholly in one county, so every RES_RATIO is 1)."""
+    counties = world.counties
+    zips = counties["zips"].to_pylist()
+    fips = [f for f, zs in zip(counties["fips"].to_pylist(), zips) for _ in zs]
+    flat = [z for zs in zips for z in zs]
+    return pa.table({"ZIP": pa.array(flat, pa.string()), "COUNTY": pa.array(fips, pa.string()),
+                     "USPS_ZIP_PREF_STATE": pa.array([world.state] * len(flat), pa.string()),
+                     "RES_RATIO": pa.array([1.0] * len(flat), pa.float64())})
 
 
 # --- truth --------------------------------------------------------------------------------------

@@ -28,13 +28,13 @@ from rxradar.engine import Engine
 from rxradar.ingest.deaths import age_in_years, deaths_table
 from rxradar.privacy import HASH_HEX_CHARS, Pseudonymiser
 from rxradar.reference.taxonomy import specialty_for
-from rxradar.schema import DISPENSATIONS, IDENTITIES, PHARMACIES, PRESCRIBERS, conform
+from rxradar.schema import DISPENSATIONS, IDENTITIES, PHARMACIES, PRESCRIBERS, ZIP_COUNTIES, conform
 from rxradar.synth.submissions import (
     KeyIndex, created_seconds, epoch_days, format_dates, iso_week_label, patient_fields, pharmacy_reporting,
     week_start,
 )
 from rxradar.synth.world import World
-from rxradar.synth.writers_other import death_records
+from rxradar.synth.writers_other import death_records, zip_county_crosswalk
 from rxradar.workspace import IngestTransaction, Workspace, file_sha256
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,12 @@ def _write_providers(world: World, tx: IngestTransaction) -> None:
         "address": pr["address"], "city": pr["city"], "state": pr["state"],
         "zip": pc.utf8_slice_codeunits(pc.replace_substring(pr["zip"], "-", ""), 0, 5),
         "county_fips": pr["county_fips"], "source": pa.repeat(pa.scalar("nppes"), pr.num_rows),
+    })))
+    crosswalk = zip_county_crosswalk(world)
+    tx.write("zip_counties", conform(ZIP_COUNTIES, pa.table({
+        "zip_county": pc.binary_join_element_wise(crosswalk["ZIP"], crosswalk["COUNTY"], "|"),
+        "zip": crosswalk["ZIP"], "county_fips": crosswalk["COUNTY"], "state": crosswalk["USPS_ZIP_PREF_STATE"],
+        "res_ratio": crosswalk["RES_RATIO"],
     })))
     ph = world.pharmacies
     tx.write("pharmacies", conform(PHARMACIES, pa.table({

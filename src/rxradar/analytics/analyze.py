@@ -1,0 +1,256 @@
+"""``rxradar analyze``: persons → patient indicators → prescriber and pharmacy metrics, kept in
+the workspace and, on request, written as CSV beside the settings that produced them."""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rxradar.analytics import store
+from rxradar.analytics.patients import Period, build_patient_indicators, resolve_persons
+from rxradar.analytics.peers import PeerRules, compare, percentile_rank, peer_groups, top_decile_runs
+from rxradar.catalog import open_engine
+from rxradar.durable import now
+from rxradar.engine import Engine
+from rxradar.indicators import Indicator, indicators, parse_overrides
+from rxradar.reference.regions import hhs_region
+from rxradar.settings import Settings
+from rxradar.workspace import Workspace
+
+STEPS = ("persons", "patient indicators", "prescribers", "pharmacies", "saving")
+PUBLIC_OUTPUTS = ("prescriber_metrics", "pharmacy_metrics", "deciles")
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    period: Period
+    persons: int
+    patients: int
+    prescribers: int
+    pharmacies: int
+    flagged_prescribers: int
+    flagged_pharmacies: int
+    outputs: list[Path]
+
+
+def data_period(engine: Engine) -> Period:
+    """The span of fill dates in the workspace: the default analysis period."""
+    first, last = engine.query("SELECT min(fill_date) AS a, max(fill_date) AS b FROM dispensations").to_pylist()[0].values()
+    if first is None:
+        raise ValueError("the workspace has no dispensations yet: ingest ASAP files first")
+    return Period(first, last)
+
+
+def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end: date | None = None,
+            out: Path | None = None, identified: bool = False, actor: str | None = None,
+            step: Callable[[str], None] | None = None) -> AnalysisResult:
+    """Run every analysis for the period [start, end] (default: all the data) and keep the results.
+
+    With ``out``, writes ``prescriber_metrics.csv``, ``pharmacy_metrics.csv``, ``deciles.csv``,
+    ``patient_indicators.csv`` (pseudonymised person ids; names and birth dates only with
+    ``identified``, which is audited; the file is readable by its owner only) and
+    ``settings.json``.
+    """
+    say = step or (lambda _s: None)
+    items = indicators(parse_overrides(settings.indicator_params))
+    rules = PeerRules(outlier_iqr=settings.outlier_iqr, posterior_ratio=settings.posterior_ratio,
+                      posterior_probability=settings.posterior_probability, min_peers=settings.min_peers)
+    with ws.writer_lock(), open_engine(ws, settings) as engine:
+        whole = data_period(engine)
+        period = Period(start or whole.start, end or whole.end)
+        say("persons")
+        n_persons = resolve_persons(engine, ws.key)
+        say("patient indicators")
+        n_patients = build_patient_indicators(engine, period, items, early_refill=settings.early_refill,
+                                              lookback_days=settings.max_days_supply + _lookback(items))
+        say("prescribers")
+        engine.set_variables(high_dose_mme=settings.high_dose_mme,
+                             early_refill_used_share=settings.early_refill_used_share)
+        prescribers, months, p_deciles = _prescribers(engine, items, settings, rules)
+        engine.register("prescriber_metrics_t", prescribers)
+        engine.materialize("flagged_prescribers",
+                           "SELECT prescriber_id FROM prescriber_metrics_t WHERE len(flags) > 0")
+        say("pharmacies")
+        pharmacies, ph_deciles = _pharmacies(engine, settings, rules)
+        deciles = pa.Table.from_pylist(p_deciles + ph_deciles) if p_deciles + ph_deciles else _empty_deciles()
+        say("saving")
+        engine.register("pharmacy_metrics_t", pharmacies)
+        engine.register("deciles_t", deciles)
+        engine.register("prescriber_months_t", months)
+        root = ws.root
+        for name, sql in (("persons", "SELECT * FROM persons ORDER BY person_id"),
+                          ("identity_persons", "SELECT identity_id, person_id, method FROM identity_persons "
+                                               "ORDER BY identity_id"),
+                          ("patient_indicators", "SELECT * FROM patient_indicators ORDER BY person_id"),
+                          ("prescriber_metrics", "SELECT * FROM prescriber_metrics_t ORDER BY rank"),
+                          ("prescriber_months", "SELECT * FROM prescriber_months_t ORDER BY prescriber_id, month"),
+                          ("pharmacy_metrics", "SELECT * FROM pharmacy_metrics_t ORDER BY rank"),
+                          ("deciles", "SELECT * FROM deciles_t")):
+            store.save_table(engine, root, name, sql)
+        about = {"period": {"start": period.start, "end": period.end}, "finished_at": now(),
+                 "settings": {k: str(v) for k, v in dataclasses.asdict(settings).items()},
+                 "indicators": {i.id: i.parameters for i in items}, "peer_rules": dataclasses.asdict(rules),
+                 "rows": {"persons": n_persons, "patients": n_patients, "prescribers": prescribers.num_rows,
+                          "pharmacies": pharmacies.num_rows}}
+        store.save_about(root, about)
+        outputs = _write_outputs(engine, out, about, identified) if out else []
+    if out and identified:
+        ws.audit(actor or getpass.getuser(), "export_identified", "patient_indicators",
+                 {"path": str(out / "patient_indicators.csv"), "rows": n_patients})
+    return AnalysisResult(period, n_persons, n_patients, prescribers.num_rows, pharmacies.num_rows,
+                          _flagged(prescribers), _flagged(pharmacies), outputs)
+
+
+def _lookback(items: list[Indicator]) -> int:
+    return max([int(i.parameters.get("lookback_days", 0)) for i in items] + [0])
+
+
+def _flagged(table: pa.Table) -> int:
+    return int(pc.sum(pc.greater(pc.list_value_length(table["flags"]), 0)).as_py() or 0) if table.num_rows else 0
+
+
+# --- prescribers ---------------------------------------------------------------------------------
+
+
+def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
+                 rules: PeerRules) -> tuple[pa.Table, pa.Table, list[dict]]:
+    engine.execute("prescriber_measures")
+    flag_ids = [i.id for i in items if i.kind == "flag"]
+    risk = [r.strip() for r in settings.risk_indicators.split(",") if r.strip()]
+    # Column names come from the indicator declarations (checked identifiers), never from input.
+    counts = ", ".join(f"count(*) FILTER (WHERE pi.{f}) AS patients_{f}" for f in flag_ids)
+    at_risk = " OR ".join(f"pi.{r}" for r in risk) or "false"
+    table = engine.query(
+        f"SELECT m.*, coalesce(c.patients_at_risk, 0) AS patients_at_risk, "
+        f"{', '.join(f'coalesce(c.patients_{f}, 0) AS patients_{f}' for f in flag_ids)} "
+        f"FROM prescriber_measures AS m LEFT JOIN ("
+        f"  SELECT pp.prescriber_id, count(*) FILTER (WHERE {at_risk}) AS patients_at_risk, {counts} "
+        f"  FROM prescriber_patients AS pp JOIN patient_indicators AS pi USING (person_id) GROUP BY pp.prescriber_id"
+        f") AS c USING (prescriber_id) ORDER BY prescriber_id")
+    specialty = [s or "Unknown specialty" for s in table["specialty"].to_pylist()]
+    state = [s or "unknown state" for s in table["state"].to_pylist()]
+    scope = {"state": state, "region": [hhs_region(s) for s in state], "national": ["national"] * len(state)}
+    wide = scope[settings.peer_scope]
+    own = [f"{sp} | {w}" for sp, w in zip(specialty, wide)] if settings.peer_scope != "national" else specialty
+    groups = peer_groups(own, [f"all specialties | {w}" for w in wide], rules.min_peers)
+    result = compare(table, "prescriber", groups, rules)
+    months = engine.query("SELECT * FROM prescriber_months ORDER BY prescriber_id, month")
+    months, month_deciles, runs = _monthly(months, table["prescriber_id"].to_pylist(), groups, rules)
+    flags, reasons = result.columns.pop("flags"), result.columns.pop("reasons")
+    for j, pid in enumerate(table["prescriber_id"].to_pylist()):
+        if pid in runs:
+            flags[j].append("top_decile_months")
+            reasons[j].append(f"total MME in the top decile of peers ({groups[j]}) for {runs[pid]} consecutive months "
+                              f"(rule: {rules.top_decile_months}, OpenPrescribing)")
+    out = _assemble(table, groups, result.columns, flags, reasons, id_column="prescriber_id")
+    return out, months, result.deciles + month_deciles
+
+
+def _monthly(months: pa.Table, ids: list[str], groups: list[str],
+             rules: PeerRules) -> tuple[pa.Table, list[dict], dict[str, int]]:
+    """Monthly percentile of total MME among active peers, deciles per peer group and month, and
+    the prescribers in the top decile for enough consecutive months."""
+    group_of = dict(zip(ids, groups))
+    pid = months["prescriber_id"].to_pylist()
+    month = months["month"].to_pylist()
+    mme = np.asarray(months["mme_total"].to_numpy(zero_copy_only=False), dtype=float)
+    keys = np.asarray([f"{group_of.get(p, '')}|{m}" for p, m in zip(pid, month)], dtype=object)
+    pct = np.full(len(pid), np.nan)
+    deciles = []
+    for key in dict.fromkeys(keys.tolist()):
+        idx = np.flatnonzero(keys == key)
+        pct[idx] = percentile_rank(mme[idx])
+        g, m = key.rsplit("|", 1)
+        deciles.append({"peer_group": g, "measure": "mme_total", "month": m, "n": len(idx),
+                        **{f"p{q}": float(v) for q, v in zip(range(10, 100, 10), np.percentile(mme[idx], range(10, 100, 10)))}})
+    runs = top_decile_runs(pid, month, pct, rules.top_decile_months)
+    months = months.append_column("peer_group", pa.array([group_of.get(p) for p in pid], pa.string()))
+    return months.append_column("mme_total_pctile", pa.array(pct)), deciles, runs
+
+
+# --- pharmacies ----------------------------------------------------------------------------------
+
+
+def _pharmacies(engine: Engine, settings: Settings, rules: PeerRules) -> tuple[pa.Table, list[dict]]:
+    engine.execute("pharmacy_measures")
+    table = engine.query("SELECT * FROM pharmacy_measures ORDER BY pharmacy_id")
+    population = table["county_population"].to_pylist()
+    chain = table["chain_known"].to_pylist()
+    place = ["unknown place" if p is None else "urban" if p >= settings.urban_county_population else "rural"
+             for p in population]
+    own = [f"{pl} | {'chain' if c else 'independent or unknown'}" for pl, c in zip(place, chain)]
+    groups = peer_groups(own, ["all pharmacies"] * len(own), rules.min_peers)
+    result = compare(table, "pharmacy", groups, rules)
+    flags, reasons = result.columns.pop("flags"), result.columns.pop("reasons")
+    return _assemble(table, groups, result.columns, flags, reasons, id_column="pharmacy_id"), result.deciles
+
+
+def _assemble(table: pa.Table, groups: list[str], columns: dict, flags: list[list[str]], reasons: list[list[str]],
+              id_column: str) -> pa.Table:
+    """The metrics table: raw columns, peer group, per-measure values and percentiles, flags,
+    reasons, lead score and rank (1 = strongest lead; ties broken by id so ranks are stable)."""
+    score = np.asarray(columns["lead_score"], dtype=float)
+    ids = table[id_column].to_pylist()
+    order = sorted(range(len(ids)), key=lambda i: (-score[i], ids[i]))
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[order] = np.arange(1, len(ids) + 1)
+    out = table.append_column("peer_group", pa.array(groups, pa.string()))
+    for name, values in columns.items():
+        if name in out.column_names:
+            continue  # the raw column of a value measure is already there
+        out = out.append_column(name, pa.array(values if isinstance(values, list) else np.asarray(values)))
+    out = out.append_column("rank", pa.array(rank))
+    out = out.append_column("flags", pa.array(flags, pa.list_(pa.string())))
+    return out.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
+
+
+def _empty_deciles() -> pa.Table:
+    return pa.table({"peer_group": pa.array([], pa.string()), "measure": pa.array([], pa.string()),
+                     "n": pa.array([], pa.int64())})
+
+
+# --- outputs ---------------------------------------------------------------------------------------
+
+
+def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    lists = "array_to_string(flags, '; ') AS flags, array_to_string(reasons, '; ') AS reasons"
+    for name, sql in (("prescriber_metrics", f"SELECT * REPLACE ({lists}) FROM prescriber_metrics_t ORDER BY rank"),
+                      ("pharmacy_metrics", f"SELECT * REPLACE ({lists}) FROM pharmacy_metrics_t ORDER BY rank"),
+                      ("deciles", "SELECT * FROM deciles_t")):
+        written.append(_csv(engine, out / f"{name}.csv", sql))
+    who = ("i.last_name, i.first_name, p.birth_date, " if identified else "") + "p.birth_year, p.sex, p.county_fips"
+    patients = (f"SELECT pi.person_id, {who}, pi.* EXCLUDE (person_id) FROM patient_indicators AS pi "
+                "JOIN persons AS p USING (person_id) "
+                + ("LEFT JOIN (SELECT ip.person_id, arg_min(i.last_name, i.identity_id) AS last_name, "
+                   "arg_min(i.first_name, i.identity_id) AS first_name FROM identity_persons AS ip "
+                   "JOIN identities AS i USING (identity_id) GROUP BY ip.person_id) AS i USING (person_id) "
+                   if identified else "")
+                + "ORDER BY pi.person_id")
+    written.append(_csv(engine, out / "patient_indicators.csv", patients, private=True))
+    settings_path = out / "settings.json"
+    settings_path.write_text(json.dumps(about, indent=2, sort_keys=True, default=str) + "\n")
+    return written + [settings_path]
+
+
+def _csv(engine: Engine, path: Path, sql: str, private: bool = False) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    if private:
+        tmp.touch(mode=0o600)
+        os.chmod(tmp, 0o600)
+    engine.copy_to_csv(sql, tmp)
+    if private:
+        os.chmod(tmp, 0o600)
+    tmp.replace(path)
+    return path

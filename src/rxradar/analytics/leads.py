@@ -1,0 +1,25 @@
+"""Reading the last analysis back: the strongest leads, for the CLI, report and dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from rxradar.analytics import store
+
+ENTITIES = {"prescribers": ("prescriber_metrics", "prescriber_id"), "pharmacies": ("pharmacy_metrics", "pharmacy_id")}
+
+
+def top_leads(root: Path, entity: str, limit: int) -> list[dict]:
+    """The ``limit`` best-ranked prescribers or pharmacies: id, peer group, score, what drives it, flags."""
+    if entity not in ENTITIES:
+        raise ValueError(f"entity must be one of {', '.join(ENTITIES)}, not {entity!r}")
+    table, id_column = ENTITIES[entity]
+    path = store.saved_tables(root).get(table)
+    if path is None:
+        raise FileNotFoundError(f"no analysis results in {root}: run rxradar analyze first")
+    t = pq.read_table(path, columns=[id_column, "peer_group", "lead_score", "lead_components", "rank", "flags",
+                                     "reasons"])
+    rows = sorted(t.to_pylist(), key=lambda r: r["rank"])[:limit]
+    return [{"id": str(r.pop(id_column)), **r} for r in rows]

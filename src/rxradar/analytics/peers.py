@@ -1,0 +1,260 @@
+"""Peer comparison on aggregates: percentile ranks, empirical Bayes shrinkage, flags with reasons,
+and a lead score that decomposes into the measures that drive it.
+
+Works on one row per prescriber or pharmacy (thousands of rows), so it is numpy, not SQL.
+Measures are declared in ``measures.toml``; every threshold is a :class:`PeerRules` field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+import numpy as np
+import pyarrow as pa
+from scipy import stats
+
+IQR_PER_SD = 1.349  # interquartile range of a normal distribution in standard deviations
+
+
+@dataclass(frozen=True)
+class Measure:
+    id: str
+    title: str
+    kind: str  # count | value | share | mean | ratio
+    numerator: str
+    citation: str
+    denominator: str | None = None
+    variance: str | None = None
+    transform: str | None = None
+    weight: float = 0.0
+    outlier: bool = False
+    posterior: bool = False
+
+
+@dataclass(frozen=True)
+class PeerRules:
+    """Thresholds of the flags and score (settings override them)."""
+
+    outlier_iqr: float = 3.0  # HHS-OIG extreme outlier: above Q3 + 3 x IQR of peers (OEI-02-09-00600)
+    posterior_ratio: float = 2.0  # rate at least twice the peer rate ...
+    posterior_probability: float = 0.95  # ... with at least this posterior probability
+    min_peers: int = 10  # smaller peer groups fall back to the wider group
+    z_cap: float = 10.0  # no single measure can contribute more than this to the lead score
+    top_decile_months: int = 3  # OpenPrescribing: worst decile for 3 consecutive months
+
+
+@cache
+def measures(entity: str) -> tuple[Measure, ...]:
+    data = tomllib.loads(files("rxradar.analytics").joinpath("measures.toml").read_text())
+    return tuple(Measure(**m) for m in data[entity])
+
+
+def measure_values(m: Measure, table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:
+    """(value, denominator) as float arrays; value is NaN where the denominator is 0 or missing."""
+    num = _col(table, m.numerator)
+    if m.denominator is None:
+        return num, None
+    den = _col(table, m.denominator)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = np.where(den > 0, num / den, np.nan)
+    return value, den
+
+
+def _col(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table[name].to_numpy(zero_copy_only=False), dtype=float)
+
+
+# --- empirical Bayes ----------------------------------------------------------------------------
+
+
+def beta_binomial_prior(k: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """(alpha, beta) of a Beta prior for rates k/n, by the method of moments with binomial noise
+    removed (Kleinman, JASA 1973). A group whose rates vary no more than binomial noise gets a
+    strong prior at the pooled rate."""
+    ok = n > 0
+    k, n = k[ok], n[ok]
+    if not len(n) or n.sum() == 0:
+        return 1.0, 1.0
+    mu = k.sum() / n.sum()
+    if mu <= 0 or mu >= 1:
+        # All or none: a weak prior at the pooled rate, nudged off the boundary.
+        mu = min(max(mu, 0.5 / (n.sum() + 1)), 1 - 0.5 / (n.sum() + 1))
+        return mu * 2.0, (1 - mu) * 2.0
+    p = k / n
+    weighted_var = np.sum(n * (p - mu) ** 2) / n.sum()
+    noise = mu * (1 - mu) * (len(n) - 1) / n.sum()  # expected weighted variance if all shared one rate
+    between = max(weighted_var - noise, 1e-9)
+    strength = max(mu * (1 - mu) / between - 1, 1e-3)
+    return mu * strength, (1 - mu) * strength
+
+
+def shrink_share(k: np.ndarray, n: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    """Posterior mean rate (k + alpha) / (n + alpha + beta)."""
+    return (k + alpha) / (n + alpha + beta)
+
+
+def prob_rate_exceeds(k: np.ndarray, n: np.ndarray, alpha: float, beta: float, level: float) -> np.ndarray:
+    """P(rate > level | k of n) under the Beta(alpha + k, beta + n - k) posterior."""
+    if level >= 1:
+        return np.zeros_like(k, dtype=float)
+    return stats.beta.sf(level, alpha + k, beta + n - k)
+
+
+def shrink_mean(x: np.ndarray, n: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    """Normal-normal empirical Bayes: x_i averaged over n_i units, shrunk toward the peer mean by
+    B_i = (s^2 / n_i) / (s^2 / n_i + tau^2), with s^2 the pooled within-unit variance and tau^2 the
+    between-entity variance by the method of moments (Morris, JASA 1983)."""
+    ok = np.isfinite(x) & (n > 0)
+    out = np.full_like(x, np.nan)
+    if not ok.any():
+        return out
+    xs, ns = x[ok], n[ok]
+    v = np.where(np.isfinite(variance[ok]), variance[ok], np.nan)
+    dof = np.where(np.isfinite(v), ns - 1, 0)
+    s2 = float(np.nansum(v * dof) / dof.sum()) if dof.sum() > 0 else float(np.var(xs))
+    mu = float(np.mean(xs))
+    tau2 = max(float(np.var(xs)) - float(np.mean(s2 / ns)), 1e-9 * max(s2, 1.0))
+    b = (s2 / ns) / (s2 / ns + tau2)
+    out[ok] = mu + (1 - b) * (xs - mu)
+    return out
+
+
+# --- ranks and robust scores -------------------------------------------------------------------
+
+
+def percentile_rank(x: np.ndarray) -> np.ndarray:
+    """Percent of the group below each value, ties counting half (0-100); NaN stays NaN."""
+    out = np.full_like(x, np.nan, dtype=float)
+    ok = np.isfinite(x)
+    if ok.any():
+        out[ok] = (stats.rankdata(x[ok], method="average") - 0.5) / ok.sum() * 100
+    return out
+
+
+def robust_z(t: np.ndarray) -> np.ndarray:
+    """(t - median) / (IQR / 1.349): how far above a typical peer, in robust standard deviations."""
+    ok = np.isfinite(t)
+    out = np.zeros_like(t, dtype=float)
+    if ok.sum() < 2:
+        return out
+    q1, med, q3 = np.percentile(t[ok], [25, 50, 75])
+    scale = (q3 - q1) / IQR_PER_SD
+    if scale <= 0:
+        scale = float(np.std(t[ok]))
+    if scale <= 0:
+        return out
+    out[ok] = (t[ok] - med) / scale
+    return out
+
+
+def peer_groups(keys: list[str], fallback: list[str], min_peers: int) -> list[str]:
+    """Each entity's peer group: its own key, or the fallback key where its own has too few members."""
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    return [k if counts[k] >= min_peers else f for k, f in zip(keys, fallback)]
+
+
+@dataclass
+class Comparison:
+    columns: dict[str, np.ndarray | list]
+    deciles: list[dict]
+
+
+def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -> Comparison:
+    """Everything peer-relative for ``table`` (one row per entity; ``groups`` its peer groups).
+
+    For each measure m: ``m`` (the raw value), ``m_eb`` (shrunk, for shares and means) and
+    ``m_pctile``; then ``flags`` (rule names), ``reasons`` (one sentence per flag naming the rule,
+    the value and the peer distribution), ``lead_score`` and ``lead_components``.
+    """
+    n = table.num_rows
+    group_arr = np.asarray(groups, dtype=object)
+    members = {g: np.flatnonzero(group_arr == g) for g in dict.fromkeys(groups)}
+    cols: dict[str, np.ndarray | list] = {}
+    flags: list[list[str]] = [[] for _ in range(n)]
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    components = np.zeros((n, 0))
+    names: list[str] = []
+    deciles: list[dict] = []
+    for m in measures(entity):
+        raw, den = measure_values(m, table)
+        compared = raw.copy()
+        cols[m.id] = raw
+        for g, idx in members.items():
+            k_num = _col(table, m.numerator)[idx] if m.kind == "share" else None
+            if m.kind == "share":
+                alpha, beta = beta_binomial_prior(k_num, den[idx])
+                compared[idx] = np.where(den[idx] > 0, shrink_share(k_num, den[idx], alpha, beta), np.nan)
+                if m.posterior:
+                    peer_rate = alpha / (alpha + beta)
+                    prob = prob_rate_exceeds(k_num, den[idx], alpha, beta, rules.posterior_ratio * peer_rate)
+                    for j, p in zip(idx, prob):
+                        if p >= rules.posterior_probability and den[j] > 0:
+                            flags[j].append(f"posterior_{m.id}")
+                            reasons[j].append(
+                                f"{m.title}: {raw[j]:.1%} of {int(den[j])}; P(rate > {rules.posterior_ratio:g} x peer "
+                                f"rate {peer_rate:.1%}) = {p:.3f} >= {rules.posterior_probability:g} (peers: {g}, "
+                                f"n={len(idx)})")
+            elif m.kind == "mean":
+                compared[idx] = shrink_mean(raw[idx], den[idx], _col(table, m.variance)[idx])
+        if m.kind in ("share", "mean"):
+            cols[f"{m.id}_eb"] = compared
+        pct = np.full(n, np.nan)
+        z = np.zeros(n)
+        transformed = np.log1p(np.maximum(compared, 0)) if m.transform == "log" else compared
+        for g, idx in members.items():
+            pct[idx] = percentile_rank(compared[idx])
+            z[idx] = robust_z(transformed[idx])
+            finite = compared[idx][np.isfinite(compared[idx])]
+            if len(finite):
+                deciles.append({"peer_group": g, "measure": m.id, "n": len(finite),
+                                **{f"p{q}": float(v) for q, v in zip(range(10, 100, 10),
+                                                                      np.percentile(finite, range(10, 100, 10)))}})
+            if m.outlier and len(finite) >= 4:
+                q1, q3 = np.percentile(finite, [25, 75])
+                cut = q3 + rules.outlier_iqr * (q3 - q1)
+                if q3 > q1:
+                    for j in idx:
+                        if np.isfinite(compared[j]) and compared[j] > cut:
+                            flags[j].append(f"oig_outlier_{m.id}")
+                            reasons[j].append(f"{m.title}: {_fmt(compared[j])} > peer Q3 + {rules.outlier_iqr:g} x IQR"
+                                              f" = {_fmt(cut)} (peers: {g}, n={len(finite)})")
+        cols[f"{m.id}_pctile"] = pct
+        if m.weight > 0:
+            names.append(m.id)
+            components = np.column_stack([components, m.weight * np.clip(np.nan_to_num(z), 0, rules.z_cap)])
+    score = components.sum(axis=1) if names else np.zeros(n)
+    cols["lead_score"] = np.round(score, 6)
+    cols["lead_components"] = [
+        "; ".join(f"{names[c]} {row[c]:.2f}" for c in np.argsort(-row) if row[c] > 0) for row in components]
+    cols["flags"] = flags
+    cols["reasons"] = reasons
+    return Comparison(cols, deciles)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}" if abs(v) < 1 else f"{v:,.1f}"
+
+
+def top_decile_runs(entity_ids: list[str], months: list, percentiles: np.ndarray, need: int) -> dict[str, int]:
+    """Longest run of consecutive calendar months each entity spent at or above the 90th
+    percentile of its peers, for entities whose run reaches ``need``."""
+    order = sorted(range(len(entity_ids)), key=lambda i: (entity_ids[i], months[i]))
+    best: dict[str, int] = {}
+    run, prev_id, prev_month = 0, None, None
+    for i in order:
+        eid, month, top = entity_ids[i], months[i], percentiles[i] >= 90
+        consecutive = prev_id == eid and prev_month is not None and _months_between(prev_month, month) == 1
+        run = (run + 1 if consecutive else 1) if top else 0
+        if run >= need:
+            best[eid] = max(best.get(eid, 0), run)
+        prev_id, prev_month = eid, month if top else None
+    return best
+
+
+def _months_between(a, b) -> int:
+    return (b.year - a.year) * 12 + b.month - a.month

@@ -1,0 +1,52 @@
+-- Persons, deterministic stage: identities with the same normalised last and first name, birth
+-- date and sex are one person. Names are compared on their letters only (upper case; spaces,
+-- hyphens, apostrophes and accents' base letters dropped), so "O'Brien" and "OBRIEN" agree. An
+-- identity missing any of the four fields cannot be matched and is a person of its own.
+-- person_id is a keyed hash (HMAC-SHA256, the workspace key) of the match key: stable across
+-- runs and never a raw identifier. Probabilistic resolution replaces this stage, not its outputs.
+CREATE OR REPLACE TEMP TABLE identity_persons AS
+WITH keyed AS (
+    SELECT identity_id, ingest_id, birth_date, sex, zip,
+        regexp_replace(upper(strip_accents(coalesce(last_name, ''))), '[^A-Z]', '', 'g') AS last_key,
+        regexp_replace(upper(strip_accents(coalesce(first_name, ''))), '[^A-Z]', '', 'g') AS first_key
+    FROM identities
+)
+SELECT identity_id,
+    CASE WHEN last_key <> '' AND first_key <> '' AND birth_date IS NOT NULL AND sex IN ('F', 'M')
+         THEN 'person|' || last_key || '|' || first_key || '|' || strftime(birth_date, '%Y-%m-%d') || '|' || sex
+         ELSE 'identity|' || identity_id END AS match_key,
+    left(sha256(getvariable('hmac_outer') || unhex(sha256(getvariable('hmac_inner') || encode(match_key)))), 32)
+        AS person_id,
+    CASE WHEN match_key LIKE 'person|%' THEN 'deterministic' ELSE 'unmatched' END AS method,
+    ingest_id, birth_date, sex, zip
+FROM keyed;
+
+-- Where a ZIP is: the crosswalk's county with most of its residential addresses, else the
+-- county registries put that ZIP in most often (prescriber and pharmacy addresses).
+CREATE OR REPLACE TEMP TABLE zip_county AS
+WITH crosswalk AS (
+    SELECT zip, arg_max(county_fips, (res_ratio, county_fips)) AS county_fips
+    FROM zip_counties GROUP BY zip
+), registry AS (
+    SELECT zip, arg_max(county_fips, (n, county_fips)) AS county_fips
+    FROM (SELECT zip, county_fips, count(*) AS n
+          FROM (SELECT zip, county_fips FROM prescribers UNION ALL SELECT zip, county_fips FROM pharmacies)
+          WHERE zip IS NOT NULL AND county_fips IS NOT NULL GROUP BY ALL)
+    GROUP BY zip
+)
+SELECT zip, coalesce(c.county_fips, r.county_fips) AS county_fips,
+    CASE WHEN c.county_fips IS NOT NULL THEN 'crosswalk' ELSE 'registry' END AS county_source
+FROM crosswalk AS c FULL JOIN registry AS r USING (zip);
+
+-- One row per person: the ZIP most recently reported (people move), and its county.
+CREATE OR REPLACE TEMP TABLE persons AS
+SELECT p.person_id, p.method, p.identities, p.birth_date, year(p.birth_date) AS birth_year, p.sex, p.zip,
+    z.county_fips
+FROM (
+    SELECT person_id, any_value(method) AS method, count(*) AS identities,
+        arg_max(birth_date, (ingest_id, identity_id)) AS birth_date,
+        arg_max(sex, (ingest_id, identity_id)) AS sex,
+        arg_max(zip, (zip IS NOT NULL, ingest_id, identity_id)) AS zip
+    FROM identity_persons GROUP BY person_id
+) AS p
+LEFT JOIN zip_county AS z USING (zip);
