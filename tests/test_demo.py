@@ -31,3 +31,27 @@ def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path):
     assert re.search(r"asap: 0 file\(s\) ingested", again.output)
     assert re.search(rf"│ dispensations\s*│\s*{dispensations:,}\s*│", again.output)
     assert (tmp_path / "results" / "prescriber_metrics.csv").read_bytes() == first_metrics
+    _identified_patient_file_is_private_and_audited(runner, tmp_path)
+
+
+def _identified_patient_file_is_private_and_audited(runner, tmp_path):
+    import json
+    import stat
+
+    from rxradar.workspace import Workspace
+
+    out = tmp_path / "year"
+    result = runner.invoke(app, ["analyze", "-w", str(tmp_path / "workspace"), "--period", "2022", "--out", str(out),
+                                 "--identified"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "analysed 2022-01-01 to 2022-12-31" in result.output
+    path = out / "patient_indicators.csv"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:6] == ["person_id", "last_name", "first_name", "birth_date", "birth_year", "sex"]
+    about = json.loads((out / "settings.json").read_text())
+    assert about["period"] == {"start": "2022-01-01", "end": "2022-12-31"}
+    assert about["indicators"]["omp_pqa"] == {"prescribers": 4, "pharmacies": 4, "window_days": 180}
+    with Workspace(tmp_path / "workspace", create=False) as ws:
+        audited = ws.meta.execute("SELECT target, detail FROM audit_log WHERE action = 'export_identified'").fetchall()
+    assert [(t, json.loads(d)["path"]) for t, d in audited] == [("patient_indicators", str(path))]
