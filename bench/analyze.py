@@ -53,20 +53,36 @@ if task == "analyze":
               "steps": {a[0]: round(b[1] - a[1], 1) for a, b in zip(marks, marks[1:] + [("end", time.perf_counter())])}}
 else:
     with open_engine(ws, s) as engine:
-        period = data_period(engine)
+        if task in ("daily_mme", "day_rows"):
+            period = data_period(engine)
         if task in ("scan", "view"):
             source = "dispensations_records" if task == "scan" else "dispensations"
             row = engine.query("SELECT count(*) AS prescribers, sum(n) AS fills FROM (SELECT prescriber_id, count(*) AS n, "
                                f"sum(quantity) AS q, sum(days_supply) AS d FROM {source} GROUP BY 1)")
         elif task == "daily_mme":
-            engine.materialize("identity_persons", "SELECT identity_id, identity_id AS person_id FROM identities")
+            import math, tempfile
+            from rxradar.analytics.patients import FILLS_PER_BUCKET
+            from rxradar.engine import sql_text
+            engine.materialize("identity_persons", "SELECT identity_id, row_number() OVER ()::INTEGER AS pid FROM identities")
             engine.set_variables(period_start=period.start, period_end=period.end, lookback_start=period.start,
                                  early_refill="overlap")
-            engine.execute("patient_rx")
-            per_person = ("SELECT person_id, sum(days) FILTER (WHERE n_opioid > 0) AS opioid_days, "
+            stage = Path(tempfile.mkdtemp(dir=root / "tmp"))
+            fills = engine.stage("rx", sql_text("rx_fills"), stage / "rx.parquet")
+            buckets = max(1, math.ceil(fills / FILLS_PER_BUCKET))
+            paths = []
+            for k in range(buckets):
+                engine.set_variables(buckets=buckets, bucket=k)
+                engine.materialize("rx_bucket", "SELECT * FROM rx WHERE pid % getvariable('buckets') = getvariable('bucket')")
+                paths.append(stage / f"segments-{k}.parquet")
+                engine.copy_sql_to_parquet("rx_segments", paths[-1])
+            engine.view_over("segments", paths)
+            per_person = ("SELECT pid, sum(days) FILTER (WHERE n_opioid > 0) AS opioid_days, "
                           "sum(days) FILTER (WHERE mme >= 90) AS days_ge_90, max(mme) AS max_mme "
-                          "FROM segments GROUP BY person_id HAVING sum(days) FILTER (WHERE n_opioid > 0) > 0")
+                          "FROM segments GROUP BY pid HAVING sum(days) FILTER (WHERE n_opioid > 0) > 0")
             row = engine.query(SUMMARY.format(per_person=per_person))
+            detail["segments"] = int(engine.scalar("SELECT count(*) FROM segments"))
+            import shutil
+            shutil.rmtree(stage)
         elif task == "day_rows":
             engine.set_variables(first_day=(period.start - date(1970, 1, 1)).days, last_day=(period.end - date(1970, 1, 1)).days)
             per_day = ("SELECT identity_id, day, sum(mme) AS mme FROM (SELECT identity_id, "
@@ -77,7 +93,8 @@ else:
             per_person = (f"SELECT identity_id, count(*) AS opioid_days, count(*) FILTER (WHERE mme >= 90) AS days_ge_90, "
                           f"max(mme) AS max_mme FROM ({per_day}) GROUP BY identity_id")
             row = engine.query(SUMMARY.format(per_person=per_person))
-        detail = {k: (float(v) if v is not None and not isinstance(v, int) else v) for k, v in row.to_pylist()[0].items()}
+        detail.update({k: (float(v) if v is not None and not isinstance(v, int) else v)
+                       for k, v in row.to_pylist()[0].items()})
 print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "detail": detail}, default=str))
 """
 

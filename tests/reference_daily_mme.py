@@ -37,7 +37,8 @@ def supply_intervals(fills: list[Fill], mode: str) -> list[tuple[Fill, date, dat
     drug made while earlier supply remains starts the day after that supply ends."""
     out = []
     last_stop: dict[tuple[str, str, str], date] = {}
-    for f in sorted(fills, key=lambda f: (f.fill_date, f.fill_id)):
+    # Same-day fills of one drug queue shortest first (then the lower dose): the engine's order.
+    for f in sorted(fills, key=lambda f: (f.fill_date, f.days_supply, f.mme_per_day or 0)):
         start = f.fill_date
         key = (f.person, f.drug_class, f.drug)
         if mode == "shift" and key in last_stop:

@@ -3,8 +3,10 @@ reference (tests/reference_daily_mme.py) on random prescriptions."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -40,11 +42,15 @@ def run(fills: list[Fill], period: Period = PERIOD, mode: str = "overlap", param
     people = sorted({f.person for f in fills})
     with Engine(memory_limit="1GB", threads=2) as engine:
         engine.register("dispensations", dispensations(fills))
-        engine.register("identity_persons", pa.table({"identity_id": [f"ID-{p}" for p in people], "person_id": people}))
-        build_patient_indicators(engine, period, indicators(parse_overrides(params)), early_refill=mode,
-                                 lookback_days=425)
-        rows = {r["person_id"]: r for r in engine.query("SELECT * FROM patient_indicators").to_pylist()}
-        return rows, (engine.query(extra).to_pylist() if extra else [])
+        pids = list(range(1, len(people) + 1))
+        engine.register("identity_persons", pa.table({"identity_id": [f"ID-{p}" for p in people], "person_id": people,
+                                                      "pid": pa.array(pids, pa.int32())}))
+        engine.register("persons", pa.table({"pid": pa.array(pids, pa.int32()), "person_id": people}))
+        with tempfile.TemporaryDirectory() as stage:
+            build_patient_indicators(engine, period, indicators(parse_overrides(params)), early_refill=mode,
+                                     lookback_days=425, stage_dir=Path(stage))
+            rows = {r["person_id"]: r for r in engine.query("SELECT * FROM patient_indicators").to_pylist()}
+            return rows, (engine.query(extra).to_pylist() if extra else [])
 
 
 def opioid(person: str, day: date, days: int, mme: float | None, drug: str = "oxycodone", **kw) -> Fill:
@@ -171,7 +177,8 @@ fill_strategy = st.builds(
 def test_engine_daily_mme_equals_the_day_by_day_reference(raw, mode):
     fills = [Fill(f.person, f.fill_date, f.days_supply, f.drug_class, f.drug,
                   f.mme_per_day if f.drug_class == "opioid" else None, fill_id=f"F{i:02d}") for i, f in enumerate(raw)]
-    rows, windows = run(fills, SMALL_PERIOD, mode, extra="SELECT person_id, value FROM max_window_mme(30, 0)")
+    rows, windows = run(fills, SMALL_PERIOD, mode, extra="SELECT person_id, value FROM max_window_mme(30, 0) "
+                                                         "JOIN persons USING (pid)")
     window = {w["person_id"]: w["value"] for w in windows}
     expected = daily(fills, SMALL_PERIOD.start, SMALL_PERIOD.end, mode)
     patients = {p for p, days in expected.items() if any(d.opioids for d in days.values())}
@@ -188,3 +195,12 @@ def test_engine_daily_mme_equals_the_day_by_day_reference(raw, mode):
             assert float(window[person]) == pytest.approx(float(ref["max_window_average"]), rel=1e-12)
         else:
             assert person not in window
+
+
+def test_indicator_reference_in_docs_is_generated_from_the_declarations():
+    from pathlib import Path
+
+    from rxradar.indicators import markdown
+
+    docs = Path(__file__).parent.parent / "docs" / "indicators.md"
+    assert docs.read_text() == markdown(), "run: rxradar indicators --markdown > docs/indicators.md"

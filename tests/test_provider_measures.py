@@ -65,7 +65,7 @@ FILLS = [
 
 
 @pytest.fixture(scope="module")
-def engine():
+def engine(tmp_path_factory):
     with Engine(memory_limit="1GB", threads=2) as e:
         e.register("identities", table(IDENTITIES, IDENTITY_ROWS))
         e.register("zip_counties", table(ZIP_COUNTIES, CROSSWALK))
@@ -74,8 +74,9 @@ def engine():
         e.register("ref_counties", counties("WV").select(["fips", "lat", "lon", "pop2019"]))
         e.register("dispensations", pa.Table.from_pylist(FILLS))
         resolve_persons(e, KEY)
-        build_patient_indicators(e, PERIOD, indicators(), early_refill="overlap", lookback_days=425)
-        e.set_variables(high_dose_mme=90.0, early_refill_used_share=0.75)
+        build_patient_indicators(e, PERIOD, indicators(), early_refill="overlap", lookback_days=425,
+                                 stage_dir=tmp_path_factory.mktemp("stage"))
+        e.set_variables(high_dose_mme=90.0)
         e.execute("prescriber_measures")
         e.register("flagged_prescribers", pa.table({"prescriber_id": ["P1"]}))
         e.execute("pharmacy_measures")

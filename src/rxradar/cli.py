@@ -285,10 +285,14 @@ def evaluate(truth: Annotated[Path, typer.Option("--truth", help="a synthetic st
 
 
 @app.command("indicators")
-def indicators_list() -> None:
+def indicators_list(as_markdown: Annotated[bool, typer.Option("--markdown", help="print the reference as Markdown "
+                                                             "(docs/indicators.md)")] = False) -> None:
     """Every patient indicator: id, kind, parameters and citation (the declarations in definitions.toml)."""
-    from rxradar.indicators import indicators
+    from rxradar.indicators import indicators, markdown
 
+    if as_markdown:
+        print(markdown(), end="")
+        return
     out = Table(title="patient indicators")
     for name in ("id", "kind", "title", "parameters", "citation"):
         out.add_column(name)

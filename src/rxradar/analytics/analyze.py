@@ -7,7 +7,9 @@ import dataclasses
 import getpass
 import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -44,8 +46,10 @@ class AnalysisResult:
 
 
 def data_period(engine: Engine) -> Period:
-    """The span of fill dates in the workspace: the default analysis period."""
-    first, last = engine.query("SELECT min(fill_date) AS a, max(fill_date) AS b FROM dispensations").to_pylist()[0].values()
+    """The span of fill dates in the workspace: the default analysis period. Read from the stored
+    records (Parquet statistics answer it at once), not the resolved view."""
+    first, last = engine.query("SELECT min(fill_date) AS a, max(fill_date) AS b FROM dispensations_records"
+                               ).to_pylist()[0].values()
     if first is None:
         raise ValueError("the workspace has no dispensations yet: ingest ASAP files first")
     return Period(first, last)
@@ -65,17 +69,19 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
     items = indicators(parse_overrides(settings.indicator_params))
     rules = PeerRules(outlier_iqr=settings.outlier_iqr, posterior_ratio=settings.posterior_ratio,
                       posterior_probability=settings.posterior_probability, min_peers=settings.min_peers)
-    with ws.writer_lock(), open_engine(ws, settings) as engine:
+    stage_dir = ws.root / "tmp" / "analysis"
+    with ws.writer_lock(), open_engine(ws, settings) as engine, _scratch(stage_dir):
         whole = data_period(engine)
         period = Period(start or whole.start, end or whole.end)
         say("persons")
         n_persons = resolve_persons(engine, ws.key)
         say("patient indicators")
         n_patients = build_patient_indicators(engine, period, items, early_refill=settings.early_refill,
-                                              lookback_days=settings.max_days_supply + _lookback(items))
+                                              lookback_days=settings.max_days_supply + _lookback(items),
+                                              stage_dir=stage_dir,
+                                              early_refill_used_share=settings.early_refill_used_share)
         say("prescribers")
-        engine.set_variables(high_dose_mme=settings.high_dose_mme,
-                             early_refill_used_share=settings.early_refill_used_share)
+        engine.set_variables(high_dose_mme=settings.high_dose_mme)
         prescribers, months, p_deciles = _prescribers(engine, items, settings, rules)
         engine.register("prescriber_metrics_t", prescribers)
         engine.materialize("flagged_prescribers",
@@ -88,10 +94,10 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
         engine.register("deciles_t", deciles)
         engine.register("prescriber_months_t", months)
         root = ws.root
-        for name, sql in (("persons", "SELECT * FROM persons ORDER BY person_id"),
+        for name, sql in (("persons", "SELECT * EXCLUDE (pid) FROM persons ORDER BY person_id"),
                           ("identity_persons", "SELECT identity_id, person_id, method FROM identity_persons "
                                                "ORDER BY identity_id"),
-                          ("patient_indicators", "SELECT * FROM patient_indicators ORDER BY person_id"),
+                          ("patient_indicators", "SELECT * EXCLUDE (pid) FROM patient_indicators ORDER BY person_id"),
                           ("prescriber_metrics", "SELECT * FROM prescriber_metrics_t ORDER BY rank"),
                           ("prescriber_months", "SELECT * FROM prescriber_months_t ORDER BY prescriber_id, month"),
                           ("pharmacy_metrics", "SELECT * FROM pharmacy_metrics_t ORDER BY rank"),
@@ -109,6 +115,17 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
                  {"path": str(out / "patient_indicators.csv"), "rows": n_patients})
     return AnalysisResult(period, n_persons, n_patients, prescribers.num_rows, pharmacies.num_rows,
                           _flagged(prescribers), _flagged(pharmacies), outputs)
+
+
+@contextmanager
+def _scratch(folder: Path) -> Iterator[None]:
+    """A fresh folder for staged intermediate tables, removed afterwards whatever happens."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _lookback(items: list[Indicator]) -> int:
@@ -135,7 +152,7 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
         f"{', '.join(f'coalesce(c.patients_{f}, 0) AS patients_{f}' for f in flag_ids)} "
         f"FROM prescriber_measures AS m LEFT JOIN ("
         f"  SELECT pp.prescriber_id, count(*) FILTER (WHERE {at_risk}) AS patients_at_risk, {counts} "
-        f"  FROM prescriber_patients AS pp JOIN patient_indicators AS pi USING (person_id) GROUP BY pp.prescriber_id"
+        f"  FROM prescriber_patients AS pp JOIN patient_indicators AS pi USING (pid) GROUP BY pp.prescriber_id"
         f") AS c USING (prescriber_id) ORDER BY prescriber_id")
     specialty = [s or "Unknown specialty" for s in table["specialty"].to_pylist()]
     state = [s or "unknown state" for s in table["state"].to_pylist()]
@@ -231,11 +248,11 @@ def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> 
                       ("deciles", "SELECT * FROM deciles_t")):
         written.append(_csv(engine, out / f"{name}.csv", sql))
     who = ("i.last_name, i.first_name, p.birth_date, " if identified else "") + "p.birth_year, p.sex, p.county_fips"
-    patients = (f"SELECT pi.person_id, {who}, pi.* EXCLUDE (person_id) FROM patient_indicators AS pi "
-                "JOIN persons AS p USING (person_id) "
+    patients = (f"SELECT pi.person_id, {who}, pi.* EXCLUDE (person_id, pid) FROM patient_indicators AS pi "
+                "JOIN persons AS p USING (pid) "
                 + ("LEFT JOIN (SELECT ip.person_id, arg_min(i.last_name, i.identity_id) AS last_name, "
                    "arg_min(i.first_name, i.identity_id) AS first_name FROM identity_persons AS ip "
-                   "JOIN identities AS i USING (identity_id) GROUP BY ip.person_id) AS i USING (person_id) "
+                   "JOIN identities AS i USING (identity_id) GROUP BY ip.person_id) AS i ON i.person_id = pi.person_id "
                    if identified else "")
                 + "ORDER BY pi.person_id")
     written.append(_csv(engine, out / "patient_indicators.csv", patients, private=True))

@@ -9,12 +9,18 @@ the period's fills that ``sql/patient_rx.sql`` builds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 from datetime import date, timedelta
+from pathlib import Path
 
-from rxradar.engine import Engine, hmac_pads
+from rxradar.engine import Engine, hmac_pads, sql_text
 from rxradar.indicators import Indicator, indicator_sql
 
 EARLY_REFILL_MODES = ("overlap", "shift")
+# Persons are processed in buckets of about this many fills: the windows of one bucket need
+# roughly 1.5 GB of engine memory, and a bucket costs one scan of the staged fills.
+FILLS_PER_BUCKET = 10_000_000
+BUCKET_STAGES = {"segments": "rx_segments", "opioid_rx": "rx_opioid", "prescriber_patients": "rx_prescriber_patients"}
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,35 @@ def resolve_persons(engine: Engine, key: bytes) -> int:
 
 
 def build_patient_indicators(engine: Engine, period: Period, items: list[Indicator], *, early_refill: str,
-                             lookback_days: int) -> int:
-    """Temporary tables ``rx``, ``opioid_rx``, ``segments`` and ``patient_indicators`` (one row per
-    person with opioids on hand in the period); returns the number of patients."""
+                             lookback_days: int, stage_dir: Path, early_refill_used_share: float = 0.75) -> int:
+    """Views ``rx``, ``segments``, ``opioid_rx``, ``prescriber_patients`` and ``patient_indicators``
+    (one row per person with opioids on hand in the period), staged as Parquet in ``stage_dir``;
+    returns the number of patients. An opioid fill is marked ``early`` when it came before
+    ``early_refill_used_share`` of the same drug's previous supply had passed.
+
+    The window functions (daily MME steps, early refills) run a bucket of persons at a time, so
+    memory holds one bucket's fills, whatever the size of the state.
+    """
     if early_refill not in EARLY_REFILL_MODES:
         raise ValueError(f"early_refill must be one of {EARLY_REFILL_MODES}, not {early_refill!r}")
+    stage_dir.mkdir(parents=True, exist_ok=True)
     engine.set_variables(period_start=period.start, period_end=period.end,
-                         lookback_start=period.start - timedelta(days=lookback_days), early_refill=early_refill)
-    engine.execute("patient_rx")
+                         lookback_start=period.start - timedelta(days=lookback_days), early_refill=early_refill,
+                         early_refill_used_share=early_refill_used_share)
+    fills = engine.stage("rx", sql_text("rx_fills"), stage_dir / "rx.parquet")
+    buckets = max(1, math.ceil(fills / FILLS_PER_BUCKET))
+    staged: dict[str, list[Path]] = {name: [] for name in BUCKET_STAGES}
+    for k in range(buckets):
+        engine.set_variables(buckets=buckets, bucket=k)
+        engine.materialize("rx_bucket", "SELECT * FROM rx WHERE pid % getvariable('buckets') = getvariable('bucket')")
+        for name, sql_file in BUCKET_STAGES.items():
+            path = stage_dir / f"{name}-{k}.parquet"
+            engine.copy_sql_to_parquet(sql_file, path)
+            staged[name].append(path)
+    engine.drop("rx_bucket")
+    for name, paths in staged.items():
+        engine.view_over(name, paths)
+    engine.execute("patient_macros")
     sql, params = indicator_sql(items)
-    return engine.materialize("patient_indicators", sql, {**params, "period_days": period.days})
+    return engine.stage("patient_indicators", sql, stage_dir / "patient_indicators.parquet",
+                        {**params, "period_days": period.days})

@@ -95,6 +95,25 @@ class Engine:
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from exc
 
+    def stage(self, name: str, sql: str, path: Path, params: Mapping[str, Any] | None = None) -> int:
+        """Write a query's result to Parquet at ``path`` and make ``name`` a view over it; returns
+        its rows. For intermediate results too large to hold in memory: a Parquet scan is cheap."""
+        try:
+            self._con.sql(f"COPY ({sql}) TO $stage_path (FORMAT parquet, COMPRESSION zstd)",
+                          params={**(params or {}), "stage_path": str(path)})
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
+        self.view_over(name, [path])
+        return int(self.scalar("SELECT count(*) FROM read_parquet(?)", [str(path)]))
+
+    def view_over(self, name: str, paths: Sequence[Path]) -> None:
+        """Temporary view ``name`` over Parquet files (their list bound through a variable)."""
+        self._con.sql(f"SET VARIABLE {name}__files = ?", params=[[str(p) for p in paths]])
+        self._con.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet(getvariable('{name}__files'))")
+
+    def drop(self, name: str) -> None:
+        self._con.sql(f"DROP TABLE IF EXISTS {name}")
+
     def set_variables(self, **values: Any) -> None:
         """Session variables read by SQL files with ``getvariable('name')``."""
         for name, value in values.items():

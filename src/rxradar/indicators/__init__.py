@@ -123,7 +123,7 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
 
 def indicator_sql(items: list[Indicator]) -> tuple[str, dict[str, Any]]:
     """One query giving a row per patient (``patients``: persons with opioids on hand in the
-    period) and a column per indicator, with its bound parameters."""
+    period): ``person_id``, the run's ``pid`` and a column per indicator, with its bound parameters."""
     groups: dict[str, list[str]] = {"segments": [], "opioid_rx": []}
     ctes, joins, base_cols, derived_cols = [], [], [], []
     params: dict[str, Any] = {}
@@ -134,7 +134,7 @@ def indicator_sql(items: list[Indicator]) -> tuple[str, dict[str, Any]]:
             column = f"{i.relation}_g.{i.id}"
         elif i.relation == "query":
             ctes.append(f"{i.id}_q AS ({i.bound(i.sql)})")
-            joins.append(f"LEFT JOIN {i.id}_q ON {i.id}_q.person_id = patients.person_id")
+            joins.append(f"LEFT JOIN {i.id}_q ON {i.id}_q.pid = patients.pid")
             column = re.sub(r"\bvalue\b", f"{i.id}_q.value", i.bound(i.value))
         else:
             derived_cols.append(_with_default(f"({i.bound(i.sql)})", i) + f" AS {i.id}")
@@ -142,11 +142,12 @@ def indicator_sql(items: list[Indicator]) -> tuple[str, dict[str, Any]]:
         base_cols.append(_with_default(column, i) + f" AS {i.id}")
     for relation, cols in groups.items():
         if cols:
-            ctes.append(f"{relation}_g AS (SELECT person_id, {', '.join(cols)} FROM {relation} GROUP BY person_id)")
-            joins.append(f"LEFT JOIN {relation}_g ON {relation}_g.person_id = patients.person_id")
-    ctes.insert(0, "patients AS (SELECT DISTINCT person_id FROM segments WHERE n_opioid > 0)")
-    inner = f"SELECT patients.person_id, {', '.join(base_cols)} FROM patients {' '.join(joins)}"
-    outer = f"SELECT *{''.join(', ' + c for c in derived_cols)} FROM ({inner})"
+            ctes.append(f"{relation}_g AS (SELECT pid, {', '.join(cols)} FROM {relation} GROUP BY pid)")
+            joins.append(f"LEFT JOIN {relation}_g ON {relation}_g.pid = patients.pid")
+    ctes.insert(0, "patients AS (SELECT DISTINCT pid FROM segments WHERE n_opioid > 0)")
+    inner = f"SELECT patients.pid, {', '.join(base_cols)} FROM patients {' '.join(joins)}"
+    outer = (f"SELECT persons.person_id, ind.*{''.join(', ' + c for c in derived_cols)} "
+             f"FROM ({inner}) AS ind JOIN persons USING (pid)")
     return f"WITH {', '.join(ctes)} {outer}", params
 
 
@@ -155,3 +156,17 @@ def _with_default(expression: str, i: Indicator) -> str:
         return expression
     literal = ("true" if i.default else "false") if isinstance(i.default, bool) else repr(i.default)
     return f"coalesce({expression}, {literal})"
+
+
+def markdown(items: list[Indicator] | None = None) -> str:
+    """The indicator reference (docs/indicators.md), generated from the declarations."""
+    lines = ["# Patient indicators", "",
+             "Generated from `src/rxradar/indicators/definitions.toml` by `rxradar indicators --markdown`; "
+             "do not edit by hand. Change a parameter with the `indicator_params` setting, e.g. "
+             "`mpe_pbss.window_days=90`.", ""]
+    for i in items or indicators():
+        params = ", ".join(f"`{k}` = {v:g}" for k, v in i.parameters.items()) or "none"
+        lines += [f"## `{i.id}`: {i.title}", "", i.description, "",
+                  f"- kind: {i.kind} ({i.unit}); {i.direction.replace('_', ' ')}",
+                  f"- computed over: {i.relation}", f"- parameters: {params}", f"- source: {i.citation}", ""]
+    return "\n".join(lines)

@@ -38,9 +38,11 @@ SELECT zip, coalesce(c.county_fips, r.county_fips) AS county_fips,
     CASE WHEN c.county_fips IS NOT NULL THEN 'crosswalk' ELSE 'registry' END AS county_source
 FROM crosswalk AS c FULL JOIN registry AS r USING (zip);
 
--- One row per person: the ZIP most recently reported (people move), and its county.
+-- One row per person: the ZIP most recently reported (people move), and its county. `pid` is a
+-- dense integer for this run only: the row-level stages carry it instead of the 32-character
+-- person_id, which at 100M fills is the difference between fitting in memory and spilling.
 CREATE OR REPLACE TEMP TABLE persons AS
-SELECT p.person_id, p.method, p.identities, p.birth_date, year(p.birth_date) AS birth_year, p.sex, p.zip,
+SELECT row_number() OVER (ORDER BY p.person_id)::INTEGER AS pid, p.person_id, p.method, p.identities, p.birth_date, year(p.birth_date) AS birth_year, p.sex, p.zip,
     z.county_fips
 FROM (
     SELECT person_id, any_value(method) AS method, count(*) AS identities,
@@ -50,3 +52,6 @@ FROM (
     FROM identity_persons GROUP BY person_id
 ) AS p
 LEFT JOIN zip_county AS z USING (zip);
+
+CREATE OR REPLACE TEMP TABLE identity_persons AS
+SELECT ip.*, p.pid FROM identity_persons AS ip JOIN persons AS p USING (person_id);

@@ -1,28 +1,22 @@
 -- Raw measures per pharmacy for the period (see prescriber_measures.sql for distances); needs
 -- flagged_prescribers, the prescribers the peer comparison flagged.
--- Early refill: an opioid filled for the same person and drug before early_refill_used_share
--- of the previous fill's days supply had passed (payers' "refill too soon" edits).
+-- Early refills are marked on opioid_rx (rx_opioid.sql).
 CREATE OR REPLACE TEMP TABLE pharmacy_measures AS
-WITH seq AS (
-    SELECT pharmacy_id, person_id, fill_date, quantity, dea_schedule, payment_type, prescriber_id,
-        fill_day - lag(fill_day) OVER w < getvariable('early_refill_used_share') * lag(days_supply) OVER w AS early
-    FROM rx WHERE drug_class = 'opioid'
-    WINDOW w AS (PARTITION BY person_id, drug ORDER BY fill_day, dispensation_id)
-), f AS (
-    SELECT * FROM seq WHERE fill_date BETWEEN getvariable('period_start') AND getvariable('period_end')
+WITH f AS (
+    SELECT * FROM opioid_rx
 ), pairs AS (
-    SELECT f.pharmacy_id, f.person_id,
+    SELECT f.pharmacy_id, f.pid,
         any_value(coalesce(miles(pc.lat, pc.lon, ph.lat, ph.lon), miles(pc.lat, pc.lon, hc.lat, hc.lon))) AS distance
     FROM f
-    JOIN persons AS p USING (person_id)
+    JOIN persons AS p USING (pid)
     LEFT JOIN pharmacies AS ph ON ph.pharmacy_id = f.pharmacy_id
     LEFT JOIN ref_counties AS pc ON pc.fips = p.county_fips
     LEFT JOIN zip_county AS hz ON hz.zip = ph.zip
     LEFT JOIN ref_counties AS hc ON hc.fips = coalesce(ph.county_fips, hz.county_fips)
-    GROUP BY f.pharmacy_id, f.person_id
+    GROUP BY f.pharmacy_id, f.pid
 )
 SELECT f.pharmacy_id, any_value(coalesce(ph.county_fips, hz.county_fips)) AS county_fips, any_value(ph.chain_site_id) IS NOT NULL AS chain_known,
-    any_value(c.pop2019) AS county_population, count(*) AS opioid_rx, count(DISTINCT f.person_id) AS patients,
+    any_value(c.pop2019) AS county_population, count(*) AS opioid_rx, count(DISTINCT f.pid) AS patients,
     count(DISTINCT f.prescriber_id) AS prescribers, count(*) FILTER (WHERE f.dea_schedule = '2') AS schedule_ii_rx,
     count(*) FILTER (WHERE f.payment_type = '01') AS cash_rx, count(*) FILTER (WHERE f.early) AS early_refill_rx,
     count(*) FILTER (WHERE f.prescriber_id IN (SELECT prescriber_id FROM flagged_prescribers)) AS flagged_prescriber_rx,

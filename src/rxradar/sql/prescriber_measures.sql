@@ -8,21 +8,14 @@ CREATE OR REPLACE MACRO miles(lat1, lon1, lat2, lon2) AS
     2 * 3958.8 * asin(sqrt(pow(sin(radians(lat2 - lat1) / 2), 2)
         + cos(radians(lat1)) * cos(radians(lat2)) * pow(sin(radians(lon2 - lon1) / 2), 2)));
 
-CREATE OR REPLACE TEMP TABLE prescriber_patients AS
-SELECT o.prescriber_id, o.person_id, min(o.fill_date) AS first_fill, count(*) AS fills,
-    coalesce(sum(o.mme_per_day * o.days_supply), 0)::DECIMAL(38, 6) AS mme
-FROM opioid_rx AS o
-WHERE o.prescriber_id IS NOT NULL
-GROUP BY o.prescriber_id, o.person_id;
-
 CREATE OR REPLACE TEMP TABLE prescriber_measures AS
 WITH pairs AS (
     SELECT pp.prescriber_id, pp.mme, datesub('year', p.birth_date, pp.first_fill) AS age,
         miles(pc.lat, pc.lon, rc.lat, rc.lon) AS distance,
         coalesce(pi.opioid_prescribers, 0) > 1 AS sees_others
     FROM prescriber_patients AS pp
-    JOIN persons AS p USING (person_id)
-    LEFT JOIN patient_indicators AS pi USING (person_id)
+    JOIN persons AS p USING (pid)
+    LEFT JOIN patient_indicators AS pi USING (pid)
     LEFT JOIN prescribers AS pr ON pr.prescriber_id = pp.prescriber_id
     LEFT JOIN ref_counties AS pc ON pc.fips = p.county_fips
     LEFT JOIN zip_county AS pz ON pz.zip = pr.zip
@@ -52,6 +45,6 @@ LEFT JOIN zip_county AS pz ON pz.zip = pr.zip;
 -- Per prescriber and calendar month, for decile charts and the three-month top-decile rule.
 CREATE OR REPLACE TEMP TABLE prescriber_months AS
 SELECT prescriber_id, date_trunc('month', fill_date)::DATE AS month, count(*) AS opioid_rx,
-    count(DISTINCT person_id) AS patients, coalesce(sum(mme_per_day * days_supply), 0)::DOUBLE AS mme_total
+    count(DISTINCT pid) AS patients, coalesce(sum(mme_per_day * days_supply), 0)::DOUBLE AS mme_total
 FROM opioid_rx WHERE prescriber_id IS NOT NULL
 GROUP BY ALL;
