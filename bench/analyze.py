@@ -102,16 +102,18 @@ TASKS = ("scan", "view", "daily_mme", "day_rows", "analyze")
 
 
 def measure(task: str, workspace: Path) -> dict:
-    """Run one task in a child process; wall time, peak RSS and what it reported."""
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", RUNNER, task, str(workspace)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
-    out, err = child.stdout.read(), child.stderr.read()
-    wall = time.perf_counter() - start
+    """Run one task in a child process; wall time, peak RSS and what it reported. The child's
+    output goes to files, not pipes: a chatty child would block on a full pipe while we wait."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", RUNNER, task, str(workspace)], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if status != 0:
-        return {"task": task, "error": err.strip().splitlines()[-1] if err.strip() else f"exit {status}"}
-    result = json.loads(out.strip().splitlines()[-1])
+        return {"task": task, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {status}"}
+    result = json.loads(stdout.strip().splitlines()[-1])
     return {"task": task, "wall_s": round(wall, 1), "peak_gb": round(usage.ru_maxrss / 1024 / 1024, 2), **result}
 
 

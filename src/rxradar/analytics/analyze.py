@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rxradar.analytics import store
-from rxradar.analytics.patients import Period, build_patient_indicators, resolve_persons
+from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
 from rxradar.analytics.peers import PeerRules, compare, percentile_rank, peer_groups, top_decile_runs
 from rxradar.catalog import open_engine
 from rxradar.durable import now
@@ -79,7 +79,8 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
         n_patients = build_patient_indicators(engine, period, items, early_refill=settings.early_refill,
                                               lookback_days=settings.max_days_supply + _lookback(items),
                                               stage_dir=stage_dir,
-                                              early_refill_used_share=settings.early_refill_used_share)
+                                              early_refill_used_share=settings.early_refill_used_share,
+                                              buckets=buckets_for(engine))
         say("prescribers")
         engine.set_variables(high_dose_mme=settings.high_dose_mme)
         prescribers, months, p_deciles = _prescribers(engine, items, settings, rules)

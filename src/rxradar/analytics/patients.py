@@ -48,15 +48,23 @@ def resolve_persons(engine: Engine, key: bytes) -> int:
     return int(engine.scalar("SELECT count(*) FROM persons"))
 
 
+def buckets_for(engine: Engine) -> int:
+    """Buckets of about FILLS_PER_BUCKET stored dispensation records (a count Parquet metadata
+    answers at once)."""
+    return max(1, math.ceil(int(engine.scalar("SELECT count(*) FROM dispensations_records")) / FILLS_PER_BUCKET))
+
+
 def build_patient_indicators(engine: Engine, period: Period, items: list[Indicator], *, early_refill: str,
-                             lookback_days: int, stage_dir: Path, early_refill_used_share: float = 0.75) -> int:
+                             lookback_days: int, stage_dir: Path, early_refill_used_share: float = 0.75,
+                             buckets: int = 1) -> int:
     """Views ``rx``, ``segments``, ``opioid_rx``, ``prescriber_patients`` and ``patient_indicators``
     (one row per person with opioids on hand in the period), staged as Parquet in ``stage_dir``;
     returns the number of patients. An opioid fill is marked ``early`` when it came before
     ``early_refill_used_share`` of the same drug's previous supply had passed.
 
-    The window functions (daily MME steps, early refills) run a bucket of persons at a time, so
-    memory holds one bucket's fills, whatever the size of the state.
+    Every per-person stage (daily MME steps, early refills, the indicators) runs one of
+    ``buckets`` groups of persons at a time, so memory holds one bucket's fills, whatever the
+    size of the state (:func:`buckets_for` sizes them).
     """
     if early_refill not in EARLY_REFILL_MODES:
         raise ValueError(f"early_refill must be one of {EARLY_REFILL_MODES}, not {early_refill!r}")
@@ -64,20 +72,34 @@ def build_patient_indicators(engine: Engine, period: Period, items: list[Indicat
     engine.set_variables(period_start=period.start, period_end=period.end,
                          lookback_start=period.start - timedelta(days=lookback_days), early_refill=early_refill,
                          early_refill_used_share=early_refill_used_share)
-    fills = engine.stage("rx", sql_text("rx_fills"), stage_dir / "rx.parquet")
-    buckets = max(1, math.ceil(fills / FILLS_PER_BUCKET))
-    staged: dict[str, list[Path]] = {name: [] for name in BUCKET_STAGES}
+    # Fills are written once, partitioned by bucket (pid modulo the number of buckets); then each
+    # bucket of persons goes through every per-person stage alone, the indicators included.
+    engine.set_variables(buckets=buckets)
+    engine.copy_partitioned(sql_text("rx_fills"), stage_dir / "rx", "bucket")
+    sql, params = indicator_sql(items)
+    params = {**params, "period_days": period.days}
+    staged: dict[str, list[Path]] = {name: [] for name in (*BUCKET_STAGES, "patient_indicators")}
     for k in range(buckets):
-        engine.set_variables(buckets=buckets, bucket=k)
-        engine.materialize("rx_bucket", "SELECT * FROM rx WHERE pid % getvariable('buckets') = getvariable('bucket')")
+        files = sorted((stage_dir / "rx" / f"bucket={k}").glob("*.parquet"))
+        if files:
+            engine.view_over("rx_bucket_files", files)
+            engine.materialize("rx_bucket", "SELECT * FROM rx_bucket_files")
+        else:  # no one in this bucket: the stages still get (empty) files, with their columns
+            engine.materialize("rx_bucket", f"SELECT * EXCLUDE (bucket) FROM ({sql_text('rx_fills')}) LIMIT 0")
+        engine.define_view("rx", "SELECT * FROM rx_bucket")
         for name, sql_file in BUCKET_STAGES.items():
             path = stage_dir / f"{name}-{k}.parquet"
             engine.copy_sql_to_parquet(sql_file, path)
+            engine.view_over(name, [path])
             staged[name].append(path)
-    engine.drop("rx_bucket")
+        if k == 0:
+            engine.execute("patient_macros")  # over the views segments, opioid_rx and rx
+        staged["patient_indicators"].append(stage_dir / f"patient_indicators-{k}.parquet")
+        engine.stage("patient_indicators", sql, staged["patient_indicators"][-1], params)
     for name, paths in staged.items():
         engine.view_over(name, paths)
-    engine.execute("patient_macros")
-    sql, params = indicator_sql(items)
-    return engine.stage("patient_indicators", sql, stage_dir / "patient_indicators.parquet",
-                        {**params, "period_days": period.days})
+    all_fills = sorted((stage_dir / "rx").rglob("*.parquet"))
+    if all_fills:  # `rx`, every fill; with none at all it stays the (empty) last bucket
+        engine.view_over("rx", all_fills)
+        engine.drop("rx_bucket")
+    return int(engine.scalar("SELECT count(*) FROM patient_indicators"))

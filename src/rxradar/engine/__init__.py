@@ -51,6 +51,8 @@ class Engine:
             temp_directory.mkdir(parents=True, exist_ok=True)
             config["temp_directory"] = str(temp_directory)
         self._con = duckdb.connect(config=config)
+        # The engine's own progress bar would print over the CLI's (and fill a caller's stderr pipe).
+        self._con.sql("SET enable_progress_bar = false")
 
     def close(self) -> None:
         self._con.close()
@@ -109,7 +111,19 @@ class Engine:
     def view_over(self, name: str, paths: Sequence[Path]) -> None:
         """Temporary view ``name`` over Parquet files (their list bound through a variable)."""
         self._con.sql(f"SET VARIABLE {name}__files = ?", params=[[str(p) for p in paths]])
-        self._con.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM read_parquet(getvariable('{name}__files'))")
+        self.define_view(name, f"SELECT * FROM read_parquet(getvariable('{name}__files'), hive_partitioning = false)")
+
+    def define_view(self, name: str, sql: str) -> None:
+        self._con.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+
+    def copy_partitioned(self, sql: str, folder: Path, column: str) -> None:
+        """Write a query's result as Parquet files under ``folder/<column>=<value>/``, without the
+        column itself in the files."""
+        try:
+            self._con.sql(f"COPY ({sql}) TO $folder (FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({column}))",
+                          params={"folder": str(folder)})
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
 
     def drop(self, name: str) -> None:
         self._con.sql(f"DROP TABLE IF EXISTS {name}")

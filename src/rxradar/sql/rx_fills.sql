@@ -2,11 +2,12 @@
 -- opioid and benzodiazepine fills of resolved persons (pid = the run's integer person key,
 -- fill_key = hash of the dispensation id), from lookback_start so that supplies running into
 -- the period and opioid-naive checks see them. MME per day is rounded to a millionth and kept as
--- DECIMAL, so sums and thresholds are exact.
+-- DECIMAL, so sums and thresholds are exact. `bucket` (pid modulo the number of buckets)
+-- partitions the staged files so each bucket of persons is read alone.
 SELECT ip.pid, hash(d.dispensation_id) AS fill_key, d.prescriber_id, d.pharmacy_id, d.fill_date,
     (d.fill_date - DATE '1970-01-01')::INTEGER AS fill_day, d.days_supply, d.quantity, d.drug, d.drug_class,
     coalesce(d.long_acting, false) AS long_acting, d.dea_schedule, d.payment_type,
-    round(d.mme_per_day, 6)::DECIMAL(18, 6) AS mme_per_day
+    round(d.mme_per_day, 6)::DECIMAL(18, 6) AS mme_per_day, ip.pid % getvariable('buckets') AS bucket
 FROM dispensations AS d
 JOIN identity_persons AS ip USING (identity_id)
 WHERE d.drug_class IN ('opioid', 'benzodiazepine') AND d.days_supply > 0
