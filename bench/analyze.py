@@ -13,7 +13,7 @@ the workspace's settings (memory_limit 6GB by default):
   scan         the floor for any full pass: one group-by over every stored dispensation record
   view         the same group-by over the canonical ``dispensations`` (revisions and voids
                resolved, drug and MME derived): what any analysis pays to read the fills once
-  daily_mme    daily MME per person by interval arithmetic (sql/patient_rx.sql: events and
+  daily_mme    daily MME per person by interval arithmetic (sql/rx_segments.sql: events and
                running sums) and its per-person summary (days on opioids, maximum, days >= 90)
   day_rows     the same summary by day expansion (one row per person-day, as the HHS-OIG toolkit
                does), for comparison only: rxradar never does this
@@ -61,18 +61,19 @@ else:
                                f"sum(quantity) AS q, sum(days_supply) AS d FROM {source} GROUP BY 1)")
         elif task == "daily_mme":
             import math, tempfile
-            from rxradar.analytics.patients import FILLS_PER_BUCKET
+            from rxradar.analytics.patients import buckets_for
             from rxradar.engine import sql_text
             engine.materialize("identity_persons", "SELECT identity_id, row_number() OVER ()::INTEGER AS pid FROM identities")
             engine.set_variables(period_start=period.start, period_end=period.end, lookback_start=period.start,
                                  early_refill="overlap")
             stage = Path(tempfile.mkdtemp(dir=root / "tmp"))
-            fills = engine.stage("rx", sql_text("rx_fills"), stage / "rx.parquet")
-            buckets = max(1, math.ceil(fills / FILLS_PER_BUCKET))
+            buckets = buckets_for(engine)
+            engine.set_variables(buckets=buckets)
+            engine.copy_partitioned(sql_text("rx_fills"), stage / "rx", "bucket")
             paths = []
             for k in range(buckets):
-                engine.set_variables(buckets=buckets, bucket=k)
-                engine.materialize("rx_bucket", "SELECT * FROM rx WHERE pid % getvariable('buckets') = getvariable('bucket')")
+                engine.view_over("rx_bucket_files", sorted((stage / "rx" / f"bucket={k}").glob("*.parquet")))
+                engine.materialize("rx_bucket", "SELECT * FROM rx_bucket_files")
                 paths.append(stage / f"segments-{k}.parquet")
                 engine.copy_sql_to_parquet("rx_segments", paths[-1])
             engine.view_over("segments", paths)
@@ -112,7 +113,9 @@ def measure(task: str, workspace: Path) -> dict:
         out.seek(0), err.seek(0)
         stdout, stderr = out.read(), err.read()
     if status != 0:
-        return {"task": task, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {status}"}
+        errors = [line for line in stderr.splitlines() if "Error" in line] or stderr.strip().splitlines()[-1:]
+        return {"task": task, "wall_s": round(wall, 1), "peak_gb": round(usage.ru_maxrss / 1024 / 1024, 2),
+                "error": errors[-1] if errors else f"exit {status}"}
     result = json.loads(stdout.strip().splitlines()[-1])
     return {"task": task, "wall_s": round(wall, 1), "peak_gb": round(usage.ru_maxrss / 1024 / 1024, 2), **result}
 
@@ -135,7 +138,7 @@ def main() -> None:
         for task in tasks:
             r = measure(task, workspace)
             if "error" in r:
-                print(f"{task:10s} failed: {r['error']}")
+                print(f"{task:10s} failed after {r['wall_s']:.1f} s (peak {r['peak_gb']:.2f} GB): {r['error'][:300]}")
                 continue
             print(f"{task:10s} {r['wall_s']:8.1f} s  peak {r['peak_gb']:5.2f} GB  {json.dumps(r['detail'])}", flush=True)
 

@@ -1,6 +1,6 @@
 """Daily MME the slow, obvious way: walk every day of the period and add up what is on hand.
 
-The reference the engine's interval arithmetic (sql/patient_rx.sql) is tested against. It
+The reference the engine's interval arithmetic (sql/rx_segments.sql) is tested against. It
 expands prescriptions into days on purpose; nothing here is shared with the product code.
 """
 

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from rxradar.analytics.peers import (
-    IQR_PER_SD,
+    MAD_PER_SD,
     PeerRules,
     beta_binomial_prior,
     compare,
@@ -144,13 +144,23 @@ def test_percentile_rank_ties_half_and_nan():
 
 
 def test_robust_z_by_hand():
-    # [1, 2, 3, 4, 100]: Q1 = 2, median = 3, Q3 = 4, scale = 2 / 1.349
+    # [1, 2, 3, 4, 100]: median 3, absolute deviations [2, 1, 0, 1, 97], MAD 1, scale 1.4826
     out = robust_z(np.array([1.0, 2.0, 3.0, 4.0, 100.0, np.nan]))
-    np.testing.assert_allclose(out[:5], [-1.349, -0.6745, 0.0, 0.6745, 97 * 0.6745], rtol=1e-12)
+    np.testing.assert_allclose(out[:5], np.array([-2, -1, 0, 1, 97]) / MAD_PER_SD, rtol=1e-12)
     assert out[5] == 0.0
-    # [1, 2, 4, 8], linear interpolation: Q1 = 1 + 0.75 = 1.75, median = 3, Q3 = 4 + 0.25 * 4 = 5
+    # [1, 2, 4, 8]: median 3, deviations [2, 1, 1, 5], MAD 1.5
     out = robust_z(np.array([1.0, 2.0, 4.0, 8.0]))
-    np.testing.assert_allclose(out, (np.array([1, 2, 4, 8]) - 3) / (3.25 / IQR_PER_SD), rtol=1e-12)
+    np.testing.assert_allclose(out, (np.array([1, 2, 4, 8]) - 3) / (1.5 * MAD_PER_SD), rtol=1e-12)
+    # A floor on the scale: nobody is 100 robust SDs out because the group barely varies.
+    np.testing.assert_allclose(robust_z(np.array([1.0, 2.0, 4.0, 8.0]), min_scale=10.0), [-0.2, -0.1, 0.1, 0.5])
+
+
+def test_robust_z_resists_a_group_where_four_in_ten_are_extreme():
+    # 6 ordinary prescribers around 0.05 and 4 at 0.5: the median and MAD still describe the
+    # ordinary ones, so the extreme four stand out (an IQR scale would not: Q3 is among them).
+    shares = np.array([0.04, 0.05, 0.05, 0.06, 0.05, 0.04, 0.5, 0.5, 0.52, 0.48])
+    z = robust_z(shares)
+    assert z[6:].min() > 4 and abs(z[:6]).max() < 2
 
 
 def test_peer_groups_fall_back_below_min_peers():

@@ -3,7 +3,7 @@
 Persons come from the deterministic stage in ``sql/persons.sql`` (one replaceable stage: a later
 probabilistic resolver writes the same ``identity_persons`` and ``persons``). Patient indicators
 are the declarations in :mod:`rxradar.indicators`, evaluated over the daily MME step function and
-the period's fills that ``sql/patient_rx.sql`` builds.
+the period's fills that ``sql/rx_fills.sql``, ``rx_segments.sql`` and ``rx_opioid.sql`` stage.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
-IQR_PER_SD = 1.349  # interquartile range of a normal distribution in standard deviations
+MAD_PER_SD = 1.4826  # standard deviations per median absolute deviation, for normal data
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ class PeerRules:
     posterior_ratio: float = 2.0  # rate at least twice the peer rate ...
     posterior_probability: float = 0.95  # ... with at least this posterior probability
     min_peers: int = 10  # smaller peer groups fall back to the wider group
-    z_cap: float = 10.0  # no single measure can contribute more than this to the lead score
+    z_cap: float = 15.0  # no single measure can contribute more than this to the lead score
+    min_scale_share: float = 0.5  # a peer group's spread counts as at least this share of everyone's
     top_decile_months: int = 3  # OpenPrescribing: worst decile for 3 consecutive months
 
 
@@ -134,19 +135,30 @@ def percentile_rank(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def robust_z(t: np.ndarray) -> np.ndarray:
-    """(t - median) / (IQR / 1.349): how far above a typical peer, in robust standard deviations."""
+def robust_scale(t: np.ndarray) -> float:
+    """1.4826 x the median absolute deviation (the standard deviation, for normal data), else the
+    standard deviation when over half the values are equal. The MAD stays put until half a group
+    is unusual (the IQR gives way at a quarter): a specialty where many prescribers are pill mills
+    still has a typical prescriber to compare with (Rousseeuw & Croux, JASA 1993)."""
+    ok = t[np.isfinite(t)]
+    if len(ok) < 2:
+        return 0.0
+    mad = float(np.median(np.abs(ok - np.median(ok)))) * MAD_PER_SD
+    return mad if mad > 0 else float(np.std(ok))
+
+
+def robust_z(t: np.ndarray, min_scale: float = 0.0) -> np.ndarray:
+    """(t - median) / scale: how far above a typical peer, in robust standard deviations, with the
+    scale never below ``min_scale`` (a group whose members barely differ would otherwise turn a
+    small difference into a huge z)."""
     ok = np.isfinite(t)
     out = np.zeros_like(t, dtype=float)
     if ok.sum() < 2:
         return out
-    q1, med, q3 = np.percentile(t[ok], [25, 50, 75])
-    scale = (q3 - q1) / IQR_PER_SD
-    if scale <= 0:
-        scale = float(np.std(t[ok]))
+    scale = max(robust_scale(t), min_scale)
     if scale <= 0:
         return out
-    out[ok] = (t[ok] - med) / scale
+    out[ok] = (t[ok] - np.median(t[ok])) / scale
     return out
 
 
@@ -206,9 +218,10 @@ def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -
         pct = np.full(n, np.nan)
         z = np.zeros(n)
         transformed = np.log1p(np.maximum(compared, 0)) if m.transform == "log" else compared
+        floor = rules.min_scale_share * robust_scale(transformed)
         for g, idx in members.items():
             pct[idx] = percentile_rank(compared[idx])
-            z[idx] = robust_z(transformed[idx])
+            z[idx] = robust_z(transformed[idx], floor)
             finite = compared[idx][np.isfinite(compared[idx])]
             if len(finite):
                 deciles.append({"peer_group": g, "measure": m.id, "n": len(finite),
