@@ -13,7 +13,6 @@ from rxradar.engine import Engine
 
 ANALYTICS_TABLES = ("persons", "identity_persons", "patient_indicators", "prescriber_metrics",
                     "prescriber_months", "pharmacy_metrics", "deciles")
-RESTRICTED = {"persons": ("birth_date", "zip"), "identity_persons": (), "patient_indicators": ()}
 
 
 def analytics_dir(root: Path) -> Path:
