@@ -185,10 +185,12 @@ def _monthly(months: pa.Table, ids: list[str], groups: list[str],
     keys = np.asarray([f"{group_of.get(p, '')}|{m}" for p, m in zip(pid, month)], dtype=object)
     pct = np.full(len(pid), np.nan)
     deciles = []
-    for key in dict.fromkeys(keys.tolist()):
-        idx = np.flatnonzero(keys == key)
+    # Rows grouped by peer group and month with one sort (millions of prescriber-months at scale).
+    names, inverse = np.unique(keys, return_inverse=True) if len(keys) else (np.array([]), np.array([], int))
+    order = np.argsort(inverse, kind="stable")
+    for idx in np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1) if len(order) else []:
         pct[idx] = percentile_rank(mme[idx])
-        g, m = key.rsplit("|", 1)
+        g, m = names[inverse[idx[0]]].rsplit("|", 1)
         deciles.append({"peer_group": g, "measure": "mme_total", "month": m, "n": len(idx),
                         **{f"p{q}": float(v) for q, v in zip(range(10, 100, 10), np.percentile(mme[idx], range(10, 100, 10)))}})
     runs = top_decile_runs(pid, month, pct, rules.top_decile_months)

@@ -78,7 +78,7 @@ def build_patient_indicators(engine: Engine, period: Period, items: list[Indicat
     engine.copy_partitioned(sql_text("rx_fills"), stage_dir / "rx", "bucket")
     sql, params = indicator_sql(items)
     params = {**params, "period_days": period.days}
-    staged: dict[str, list[Path]] = {name: [] for name in (*BUCKET_STAGES, "patient_indicators")}
+    staged: dict[str, list[Path]] = {name: [] for name in (*BUCKET_STAGES, "patient_indicator_rows")}
     for k in range(buckets):
         files = sorted((stage_dir / "rx" / f"bucket={k}").glob("*.parquet"))
         if files:
@@ -94,10 +94,13 @@ def build_patient_indicators(engine: Engine, period: Period, items: list[Indicat
             staged[name].append(path)
         if k == 0:
             engine.execute("patient_macros")  # over the views segments, opioid_rx and rx
-        staged["patient_indicators"].append(stage_dir / f"patient_indicators-{k}.parquet")
-        engine.stage("patient_indicators", sql, staged["patient_indicators"][-1], params)
+        staged["patient_indicator_rows"].append(stage_dir / f"patient_indicators-{k}.parquet")
+        engine.stage("patient_indicator_rows", sql, staged["patient_indicator_rows"][-1], params)
     for name, paths in staged.items():
         engine.view_over(name, paths)
+    # The pseudonymous person_id joins once, here, not in every bucket.
+    engine.define_view("patient_indicators",
+                       "SELECT p.person_id, i.* FROM patient_indicator_rows AS i JOIN persons AS p USING (pid)")
     all_fills = sorted((stage_dir / "rx").rglob("*.parquet"))
     if all_fills:  # `rx`, every fill; with none at all it stays the (empty) last bucket
         engine.view_over("rx", all_fills)

@@ -123,7 +123,7 @@ def parse_overrides(text: str) -> dict[str, dict[str, float]]:
 
 def indicator_sql(items: list[Indicator]) -> tuple[str, dict[str, Any]]:
     """One query giving a row per patient (``patients``: persons with opioids on hand in the
-    period): ``person_id``, the run's ``pid`` and a column per indicator, with its bound parameters."""
+    period): the run's ``pid`` and a column per indicator, with its bound parameters."""
     groups: dict[str, list[str]] = {"segments": [], "opioid_rx": []}
     ctes, joins, base_cols, derived_cols = [], [], [], []
     params: dict[str, Any] = {}
@@ -146,8 +146,7 @@ def indicator_sql(items: list[Indicator]) -> tuple[str, dict[str, Any]]:
             joins.append(f"LEFT JOIN {relation}_g ON {relation}_g.pid = patients.pid")
     ctes.insert(0, "patients AS (SELECT DISTINCT pid FROM segments WHERE n_opioid > 0)")
     inner = f"SELECT patients.pid, {', '.join(base_cols)} FROM patients {' '.join(joins)}"
-    outer = (f"SELECT persons.person_id, ind.*{''.join(', ' + c for c in derived_cols)} "
-             f"FROM ({inner}) AS ind JOIN persons USING (pid)")
+    outer = f"SELECT *{''.join(', ' + c for c in derived_cols)} FROM ({inner})"
     return f"WITH {', '.join(ctes)} {outer}", params
 
 
