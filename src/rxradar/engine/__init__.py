@@ -89,32 +89,28 @@ class Engine:
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from exc
 
-    def materialize(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> int:
-        """Keep a query's result as temporary table ``name`` (spilled to disk when large); returns its rows."""
+    def materialize(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Keep a query's result as temporary table ``name`` (spilled to disk when large)."""
         try:
             self._con.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params=params or None)
-            return int(self.scalar(f"SELECT count(*) FROM {name}"))
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from exc
 
-    def stage(self, name: str, sql: str, path: Path, params: Mapping[str, Any] | None = None) -> int:
-        """Write a query's result to Parquet at ``path`` and make ``name`` a view over it; returns
-        its rows. For intermediate results too large to hold in memory: a Parquet scan is cheap."""
-        try:
-            self._con.sql(f"COPY ({sql}) TO $stage_path (FORMAT parquet, COMPRESSION zstd)",
-                          params={**(params or {}), "stage_path": str(path)})
-        except duckdb.Error as exc:
-            raise EngineError(str(exc)) from exc
+    def stage(self, name: str, sql: str, path: Path, params: Mapping[str, Any] | None = None) -> None:
+        """Write a query's result to Parquet at ``path`` and make ``name`` a view over it: for
+        intermediate results too large to hold in memory (a Parquet scan is cheap)."""
+        self.copy_to_parquet(sql, path, params)
         self.view_over(name, [path])
-        return int(self.scalar("SELECT count(*) FROM read_parquet(?)", [str(path)]))
 
-    def view_over(self, name: str, paths: Sequence[Path]) -> None:
-        """Temporary view ``name`` over Parquet files (their list bound through a variable)."""
+    def view_over(self, name: str, paths: Sequence[Path | str], *, temporary: bool = True) -> None:
+        """View ``name`` over Parquet files, their list bound through a variable (never formatted
+        into the SQL); files written at different times may differ in columns (union by name)."""
         self._con.sql(f"SET VARIABLE {name}__files = ?", params=[[str(p) for p in paths]])
-        self.define_view(name, f"SELECT * FROM read_parquet(getvariable('{name}__files'), hive_partitioning = false)")
+        self.define_view(name, f"SELECT * FROM read_parquet(getvariable('{name}__files'), union_by_name = true, "
+                               f"hive_partitioning = false)", temporary=temporary)
 
-    def define_view(self, name: str, sql: str) -> None:
-        self._con.sql(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+    def define_view(self, name: str, sql: str, *, temporary: bool = True) -> None:
+        self._con.sql(f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {name} AS {sql}")
 
     def copy_partitioned(self, sql: str, folder: Path, column: str) -> None:
         """Write a query's result as Parquet files under ``folder/<column>=<value>/``, without the
@@ -168,27 +164,22 @@ class Engine:
 
     def _view_over_files(self, view: str, spec: Table, paths: list[str]) -> None:
         if paths:
-            self._con.sql(f"SET VARIABLE {view}_files = ?", params=[paths])
-            self._con.sql(
-                f"CREATE OR REPLACE VIEW {view} AS "
-                f"SELECT * FROM read_parquet(getvariable('{view}_files'), union_by_name = true)"
-            )
+            self.view_over(view, paths, temporary=False)
         else:
             self._con.register(f"{view}__empty", spec.schema.empty_table())
-            self._con.sql(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {view}__empty")
+            self.define_view(view, f"SELECT * FROM {view}__empty", temporary=False)
 
-    def copy_to_parquet(self, sql: str, path: Path, params: Sequence[Any] | None = None) -> int:
-        """Write a query's result to one Parquet file; returns the row count."""
-        self._con.sql(f"COPY ({sql}) TO ? (FORMAT parquet, COMPRESSION zstd)", params=[*(params or []), str(path)])
-        return int(self.scalar(f"SELECT count(*) FROM read_parquet(?)", [str(path)]))
+    def copy_to_parquet(self, sql: str, path: Path, params: Mapping[str, Any] | None = None) -> None:
+        """Write a query's result (``params`` bound by name) to one Parquet file."""
+        try:
+            self._con.sql(f"COPY ({sql}) TO $out_path (FORMAT parquet, COMPRESSION zstd)",
+                          params={**(params or {}), "out_path": str(path)})
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
 
     def copy_sql_to_parquet(self, name: str, path: Path) -> None:
         """Write the result of ``rxradar/sql/<name>.sql`` to a Parquet file."""
-        try:
-            self._con.sql(f"COPY ({sql_text(name)}) TO $out_path (FORMAT parquet, COMPRESSION zstd)",
-                          params={"out_path": str(path)})
-        except duckdb.Error as exc:
-            raise EngineError(str(exc)) from exc
+        self.copy_to_parquet(sql_text(name), path)
 
     def rows_by_ingest(self, path: Path) -> dict[int, int]:
         """Rows per ingest_id in a Parquet file (read from the file's own column)."""
