@@ -60,20 +60,14 @@ else:
             row = engine.query("SELECT count(*) AS prescribers, sum(n) AS fills FROM (SELECT prescriber_id, count(*) AS n, "
                                f"sum(quantity) AS q, sum(days_supply) AS d FROM {source} GROUP BY 1)")
         elif task == "daily_mme":
-            import math, tempfile
-            from rxradar.analytics.patients import buckets_for
-            from rxradar.engine import sql_text
+            import shutil, tempfile
+            from rxradar.analytics.patients import buckets_for, each_bucket, stage_fills
             engine.materialize("identity_persons", "SELECT identity_id, row_number() OVER ()::INTEGER AS pid FROM identities")
-            engine.set_variables(period_start=period.start, period_end=period.end, lookback_start=period.start,
-                                 early_refill="overlap")
             stage = Path(tempfile.mkdtemp(dir=root / "tmp"))
             buckets = buckets_for(engine)
-            engine.set_variables(buckets=buckets)
-            engine.copy_partitioned(sql_text("rx_fills"), stage / "rx", "bucket")
+            stage_fills(engine, period, early_refill="overlap", lookback_days=0, stage_dir=stage, buckets=buckets)
             paths = []
-            for k in range(buckets):
-                engine.view_over("rx_bucket_files", sorted((stage / "rx" / f"bucket={k}").glob("*.parquet")))
-                engine.materialize("rx_bucket", "SELECT * FROM rx_bucket_files")
+            for k in each_bucket(engine, stage, buckets):
                 paths.append(stage / f"segments-{k}.parquet")
                 engine.copy_sql_to_parquet("rx_segments", paths[-1])
             engine.view_over("segments", paths)
@@ -82,7 +76,6 @@ else:
                           "FROM segments GROUP BY pid HAVING sum(days) FILTER (WHERE n_opioid > 0) > 0")
             row = engine.query(SUMMARY.format(per_person=per_person))
             detail["segments"] = int(engine.scalar("SELECT count(*) FROM segments"))
-            import shutil
             shutil.rmtree(stage)
         elif task == "day_rows":
             engine.set_variables(first_day=(period.start - date(1970, 1, 1)).days, last_day=(period.end - date(1970, 1, 1)).days)

@@ -77,6 +77,7 @@ def engine(tmp_path_factory):
         build_patient_indicators(e, PERIOD, indicators(), early_refill="overlap", lookback_days=425,
                                  stage_dir=tmp_path_factory.mktemp("stage"))
         e.set_variables(high_dose_mme=90.0)
+        e.execute("places")
         e.execute("prescriber_measures")
         e.register("flagged_prescribers", pa.table({"prescriber_id": ["P1"]}))
         e.execute("pharmacy_measures")

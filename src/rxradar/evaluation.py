@@ -18,6 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from rxradar.analytics import store
+from rxradar.analytics.leads import ENTITIES
 from rxradar.privacy import Pseudonymiser
 from rxradar.workspace import Workspace
 
@@ -51,11 +52,11 @@ def evaluate(ws: Workspace, truth: Path) -> list[Score]:
     if missing:
         raise FileNotFoundError(f"no analysis results in {ws.root} ({', '.join(sorted(missing))}): run rxradar analyze first")
     scores = []
-    for kind, table, baseline in (("pill_mill", "prescriber_metrics", "mme_total"),
-                                  ("disproportionate_pharmacy", "pharmacy_metrics", "opioid_rx")):
+    for kind, entity, baseline in (("pill_mill", "prescribers", "mme_total"),
+                                   ("disproportionate_pharmacy", "pharmacies", "opioid_rx")):
+        table, id_column = ENTITIES[entity]
         t = pq.read_table(tables[table])
-        id_col = t.column_names[0]
-        ids = [str(x) for x in t[id_col].to_pylist()]
+        ids = [str(x) for x in t[id_column].to_pylist()]
         scores.append(_score(kind, planted.get(kind, set()), ids, t["lead_score"].to_pylist(),
                              t[baseline].to_pylist(), [bool(f) for f in t["flags"].to_pylist()]))
     scores.append(_shoppers(ws, tables, truth, planted.get("doctor_shopper", set())))

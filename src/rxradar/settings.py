@@ -41,7 +41,8 @@ class Settings:
         default="overlap",
         metadata={"help": "daily MME when a refill comes before the last supply ran out: overlap (count both, "
                           "CDC/PBSS daily dose) or shift (the refill of the same drug starts when the earlier "
-                          "supply ends)"},
+                          "supply ends)",
+                  "choices": ("overlap", "shift")},
     )
     indicator_params: str = field(
         default="",
@@ -61,7 +62,8 @@ class Settings:
     peer_scope: str = field(
         default="state",
         metadata={"help": "prescriber peers: same specialty in the same state, HHS region (region) or "
-                          "everywhere (national)"},
+                          "everywhere (national)",
+                  "choices": ("state", "region", "national")},
     )
     min_peers: int = field(
         default=10,
@@ -125,10 +127,10 @@ def _check(settings: Settings) -> None:
 
     if settings.mme_table not in mme_factor_tables():
         raise ValueError(f"mme_table {settings.mme_table!r} is not one of {', '.join(mme_factor_tables())}")
-    if settings.early_refill not in ("overlap", "shift"):
-        raise ValueError(f"early_refill must be overlap or shift, not {settings.early_refill!r}")
-    if settings.peer_scope not in ("state", "region", "national"):
-        raise ValueError(f"peer_scope must be state, region or national, not {settings.peer_scope!r}")
+    for f in fields(Settings):
+        allowed = f.metadata.get("choices")
+        if allowed and getattr(settings, f.name) not in allowed:
+            raise ValueError(f"{f.name} must be one of {', '.join(allowed)}, not {getattr(settings, f.name)!r}")
     from rxradar.indicators import indicators, parse_overrides
 
     known = {i.id: i.kind for i in indicators(parse_overrides(settings.indicator_params))}
@@ -138,6 +140,11 @@ def _check(settings: Settings) -> None:
                              f"{', '.join(k for k, v in known.items() if v == 'flag')}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
+
+
+def choices(name: str) -> tuple[str, ...]:
+    """The values a setting with a fixed set of choices may take."""
+    return next(f.metadata["choices"] for f in fields(Settings) if f.name == name)
 
 
 def describe() -> list[tuple[str, Any, str]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import pyarrow.compute as pc
 
 from rxradar.analytics import store
 from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
-from rxradar.analytics.peers import PeerRules, compare, percentile_rank, peer_groups, top_decile_runs
+from rxradar.analytics.peers import PeerRules, compare, decile_row, percentile_rank, peer_groups, top_decile_runs
 from rxradar.catalog import open_engine
 from rxradar.durable import now
 from rxradar.engine import Engine
@@ -30,7 +29,6 @@ from rxradar.settings import Settings
 from rxradar.workspace import Workspace
 
 STEPS = ("persons", "patient indicators", "prescribers", "pharmacies", "saving")
-PUBLIC_OUTPUTS = ("prescriber_metrics", "pharmacy_metrics", "deciles")
 
 
 @dataclass(frozen=True)
@@ -82,6 +80,7 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
                                               early_refill_used_share=settings.early_refill_used_share,
                                               buckets=buckets_for(engine))
         say("prescribers")
+        engine.execute("places")
         engine.set_variables(high_dose_mme=settings.high_dose_mme)
         prescribers, months, p_deciles = _prescribers(engine, items, settings, rules)
         engine.register("prescriber_metrics_t", prescribers)
@@ -191,8 +190,7 @@ def _monthly(months: pa.Table, ids: list[str], groups: list[str],
     for idx in np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1) if len(order) else []:
         pct[idx] = percentile_rank(mme[idx])
         g, m = names[inverse[idx[0]]].rsplit("|", 1)
-        deciles.append({"peer_group": g, "measure": "mme_total", "month": m, "n": len(idx),
-                        **{f"p{q}": float(v) for q, v in zip(range(10, 100, 10), np.percentile(mme[idx], range(10, 100, 10)))}})
+        deciles.append({"peer_group": g, "measure": "mme_total", "month": m, **decile_row(mme[idx])})
     runs = top_decile_runs(pid, month, pct, rules.top_decile_months)
     months = months.append_column("peer_group", pa.array([group_of.get(p) for p in pid], pa.string()))
     return months.append_column("mme_total_pctile", pa.array(pct)), deciles, runs
@@ -259,9 +257,7 @@ def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> 
                    if identified else "")
                 + "ORDER BY pi.person_id")
     written.append(_csv(engine, out / "patient_indicators.csv", patients, private=True))
-    settings_path = out / "settings.json"
-    settings_path.write_text(json.dumps(about, indent=2, sort_keys=True, default=str) + "\n")
-    return written + [settings_path]
+    return written + [store.write_json(out / "settings.json", about)]
 
 
 def _csv(engine: Engine, path: Path, sql: str, private: bool = False) -> Path:

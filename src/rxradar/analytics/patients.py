@@ -8,15 +8,17 @@ the period's fills that ``sql/rx_fills.sql``, ``rx_segments.sql`` and ``rx_opioi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 from rxradar.engine import Engine, hmac_pads, sql_text
 from rxradar.indicators import Indicator, indicator_sql
+from rxradar.settings import choices
 
-EARLY_REFILL_MODES = ("overlap", "shift")
+EARLY_REFILL_MODES = choices("early_refill")
 # Persons are processed in buckets of about this many fills: the windows of one bucket need
 # roughly 1.5 GB of engine memory, and a bucket costs one scan of the staged fills.
 FILLS_PER_BUCKET = 10_000_000
@@ -54,6 +56,37 @@ def buckets_for(engine: Engine) -> int:
     return max(1, math.ceil(int(engine.scalar("SELECT count(*) FROM dispensations_records")) / FILLS_PER_BUCKET))
 
 
+def stage_fills(engine: Engine, period: Period, *, early_refill: str, lookback_days: int, stage_dir: Path,
+                early_refill_used_share: float = 0.75, buckets: int = 1) -> None:
+    """Write the fills every per-person stage reads (``sql/rx_fills.sql``) once, as Parquet under
+    ``stage_dir/rx``, partitioned into ``buckets`` groups of persons (pid modulo ``buckets``)."""
+    if early_refill not in EARLY_REFILL_MODES:
+        raise ValueError(f"early_refill must be one of {EARLY_REFILL_MODES}, not {early_refill!r}")
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    engine.set_variables(period_start=period.start, period_end=period.end,
+                         lookback_start=period.start - timedelta(days=lookback_days), early_refill=early_refill,
+                         early_refill_used_share=early_refill_used_share, buckets=buckets)
+    engine.copy_partitioned(sql_text("rx_fills"), stage_dir / "rx", "bucket")
+
+
+def each_bucket(engine: Engine, stage_dir: Path, buckets: int) -> Iterator[int]:
+    """For each bucket of persons in turn, table ``rx_bucket`` (and view ``rx``) holds its staged
+    fills while the caller works on it. Afterwards ``rx`` is every staged fill."""
+    everything = sorted((stage_dir / "rx").rglob("*.parquet"))
+    for k in range(buckets):
+        files = sorted((stage_dir / "rx" / f"bucket={k}").glob("*.parquet"))
+        if files or everything:  # an empty bucket takes its columns from another bucket's file
+            engine.view_over("rx_bucket_files", files or everything[:1])
+            engine.materialize("rx_bucket", f"SELECT * FROM rx_bucket_files{'' if files else ' LIMIT 0'}")
+        else:  # no fills at all: the columns come from the query itself
+            engine.materialize("rx_bucket", f"SELECT * EXCLUDE (bucket) FROM ({sql_text('rx_fills')}) LIMIT 0")
+        engine.define_view("rx", "SELECT * FROM rx_bucket")
+        yield k
+    if everything:  # with none at all, `rx` stays the (empty) last bucket
+        engine.view_over("rx", everything)
+        engine.drop("rx_bucket")
+
+
 def build_patient_indicators(engine: Engine, period: Period, items: list[Indicator], *, early_refill: str,
                              lookback_days: int, stage_dir: Path, early_refill_used_share: float = 0.75,
                              buckets: int = 1) -> int:
@@ -66,32 +99,15 @@ def build_patient_indicators(engine: Engine, period: Period, items: list[Indicat
     ``buckets`` groups of persons at a time, so memory holds one bucket's fills, whatever the
     size of the state (:func:`buckets_for` sizes them).
     """
-    if early_refill not in EARLY_REFILL_MODES:
-        raise ValueError(f"early_refill must be one of {EARLY_REFILL_MODES}, not {early_refill!r}")
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    engine.set_variables(period_start=period.start, period_end=period.end,
-                         lookback_start=period.start - timedelta(days=lookback_days), early_refill=early_refill,
-                         early_refill_used_share=early_refill_used_share)
-    # Fills are written once, partitioned by bucket (pid modulo the number of buckets); then each
-    # bucket of persons goes through every per-person stage alone, the indicators included.
-    engine.set_variables(buckets=buckets)
-    engine.copy_partitioned(sql_text("rx_fills"), stage_dir / "rx", "bucket")
+    stage_fills(engine, period, early_refill=early_refill, lookback_days=lookback_days, stage_dir=stage_dir,
+                early_refill_used_share=early_refill_used_share, buckets=buckets)
     sql, params = indicator_sql(items)
     params = {**params, "period_days": period.days}
     staged: dict[str, list[Path]] = {name: [] for name in (*BUCKET_STAGES, "patient_indicator_rows")}
-    for k in range(buckets):
-        files = sorted((stage_dir / "rx" / f"bucket={k}").glob("*.parquet"))
-        if files:
-            engine.view_over("rx_bucket_files", files)
-            engine.materialize("rx_bucket", "SELECT * FROM rx_bucket_files")
-        else:  # no one in this bucket: the stages still get (empty) files, with their columns
-            engine.materialize("rx_bucket", f"SELECT * EXCLUDE (bucket) FROM ({sql_text('rx_fills')}) LIMIT 0")
-        engine.define_view("rx", "SELECT * FROM rx_bucket")
+    for k in each_bucket(engine, stage_dir, buckets):
         for name, sql_file in BUCKET_STAGES.items():
-            path = stage_dir / f"{name}-{k}.parquet"
-            engine.copy_sql_to_parquet(sql_file, path)
-            engine.view_over(name, [path])
-            staged[name].append(path)
+            staged[name].append(stage_dir / f"{name}-{k}.parquet")
+            engine.stage(name, sql_text(sql_file), staged[name][-1])
         if k == 0:
             engine.execute("patient_macros")  # over the views segments, opioid_rx and rx
         staged["patient_indicator_rows"].append(stage_dir / f"patient_indicators-{k}.parquet")
@@ -101,8 +117,4 @@ def build_patient_indicators(engine: Engine, period: Period, items: list[Indicat
     # The pseudonymous person_id joins once, here, not in every bucket.
     engine.define_view("patient_indicators",
                        "SELECT p.person_id, i.* FROM patient_indicator_rows AS i JOIN persons AS p USING (pid)")
-    all_fills = sorted((stage_dir / "rx").rglob("*.parquet"))
-    if all_fills:  # `rx`, every fill; with none at all it stays the (empty) last bucket
-        engine.view_over("rx", all_fills)
-        engine.drop("rx_bucket")
     return int(engine.scalar("SELECT count(*) FROM patient_indicators"))

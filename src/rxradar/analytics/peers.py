@@ -17,13 +17,14 @@ import pyarrow as pa
 from scipy import stats
 
 MAD_PER_SD = 1.4826  # standard deviations per median absolute deviation, for normal data
+DECILES = tuple(range(10, 100, 10))
 
 
 @dataclass(frozen=True)
 class Measure:
     id: str
     title: str
-    kind: str  # count | value | share | mean | ratio
+    kind: str  # value | share | mean | ratio
     numerator: str
     citation: str
     denominator: str | None = None
@@ -187,32 +188,14 @@ def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -
     group_arr = np.asarray(groups, dtype=object)
     members = {g: np.flatnonzero(group_arr == g) for g in dict.fromkeys(groups)}
     cols: dict[str, np.ndarray | list] = {}
-    flags: list[list[str]] = [[] for _ in range(n)]
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    flags = Flags(n)
     components = np.zeros((n, 0))
     names: list[str] = []
     deciles: list[dict] = []
     for m in measures(entity):
         raw, den = measure_values(m, table)
-        compared = raw.copy()
         cols[m.id] = raw
-        for g, idx in members.items():
-            k_num = _col(table, m.numerator)[idx] if m.kind == "share" else None
-            if m.kind == "share":
-                alpha, beta = beta_binomial_prior(k_num, den[idx])
-                compared[idx] = np.where(den[idx] > 0, shrink_share(k_num, den[idx], alpha, beta), np.nan)
-                if m.posterior:
-                    peer_rate = alpha / (alpha + beta)
-                    prob = prob_rate_exceeds(k_num, den[idx], alpha, beta, rules.posterior_ratio * peer_rate)
-                    for j, p in zip(idx, prob):
-                        if p >= rules.posterior_probability and den[j] > 0:
-                            flags[j].append(f"posterior_{m.id}")
-                            reasons[j].append(
-                                f"{m.title}: {raw[j]:.1%} of {int(den[j])}; P(rate > {rules.posterior_ratio:g} x peer "
-                                f"rate {peer_rate:.1%}) = {p:.3f} >= {rules.posterior_probability:g} (peers: {g}, "
-                                f"n={len(idx)})")
-            elif m.kind == "mean":
-                compared[idx] = shrink_mean(raw[idx], den[idx], _col(table, m.variance)[idx])
+        compared = _shrunk(m, table, raw, den, members, rules, flags)
         if m.kind in ("share", "mean"):
             cols[f"{m.id}_eb"] = compared
         pct = np.full(n, np.nan)
@@ -224,18 +207,9 @@ def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -
             z[idx] = robust_z(transformed[idx], floor)
             finite = compared[idx][np.isfinite(compared[idx])]
             if len(finite):
-                deciles.append({"peer_group": g, "measure": m.id, "n": len(finite),
-                                **{f"p{q}": float(v) for q, v in zip(range(10, 100, 10),
-                                                                      np.percentile(finite, range(10, 100, 10)))}})
-            if m.outlier and len(finite) >= 4:
-                q1, q3 = np.percentile(finite, [25, 75])
-                cut = q3 + rules.outlier_iqr * (q3 - q1)
-                if q3 > q1:
-                    for j in idx:
-                        if np.isfinite(compared[j]) and compared[j] > cut:
-                            flags[j].append(f"oig_outlier_{m.id}")
-                            reasons[j].append(f"{m.title}: {_fmt(compared[j])} > peer Q3 + {rules.outlier_iqr:g} x IQR"
-                                              f" = {_fmt(cut)} (peers: {g}, n={len(finite)})")
+                deciles.append({"peer_group": g, "measure": m.id, **decile_row(finite)})
+            if m.outlier:
+                _outlier_flags(m, compared, idx, finite, g, rules, flags)
         cols[f"{m.id}_pctile"] = pct
         if m.weight > 0:
             names.append(m.id)
@@ -244,9 +218,70 @@ def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -
     cols["lead_score"] = np.round(score, 6)
     cols["lead_components"] = [
         "; ".join(f"{names[c]} {row[c]:.2f}" for c in np.argsort(-row) if row[c] > 0) for row in components]
-    cols["flags"] = flags
-    cols["reasons"] = reasons
+    cols["flags"] = flags.names
+    cols["reasons"] = flags.reasons
     return Comparison(cols, deciles)
+
+
+class Flags:
+    """Each entity's flags (rule names) and, beside each, the sentence that explains it."""
+
+    def __init__(self, n: int):
+        self.names: list[list[str]] = [[] for _ in range(n)]
+        self.reasons: list[list[str]] = [[] for _ in range(n)]
+
+    def add(self, j: int, name: str, reason: str) -> None:
+        self.names[j].append(name)
+        self.reasons[j].append(reason)
+
+
+def _shrunk(m: Measure, table: pa.Table, raw: np.ndarray, den: np.ndarray | None, members: dict[str, np.ndarray],
+            rules: PeerRules, flags: Flags) -> np.ndarray:
+    """The values compared with peers: shares and means shrunk toward their peer group (with the
+    posterior flag for shares that declare it), other kinds as they are."""
+    if m.kind not in ("share", "mean"):
+        return raw
+    compared = raw.copy()
+    num = _col(table, m.numerator) if m.kind == "share" else None
+    variance = _col(table, m.variance) if m.kind == "mean" else None
+    for g, idx in members.items():
+        if m.kind == "mean":
+            compared[idx] = shrink_mean(raw[idx], den[idx], variance[idx])
+            continue
+        k, trials = num[idx], den[idx]
+        alpha, beta = beta_binomial_prior(k, trials)
+        compared[idx] = np.where(trials > 0, shrink_share(k, trials, alpha, beta), np.nan)
+        if not m.posterior:
+            continue
+        peer_rate = alpha / (alpha + beta)
+        prob = prob_rate_exceeds(k, trials, alpha, beta, rules.posterior_ratio * peer_rate)
+        for j, p in zip(idx, prob):
+            if p >= rules.posterior_probability and den[j] > 0:
+                flags.add(j, f"posterior_{m.id}",
+                          f"{m.title}: {raw[j]:.1%} of {int(den[j])}; P(rate > {rules.posterior_ratio:g} x peer "
+                          f"rate {peer_rate:.1%}) = {p:.3f} >= {rules.posterior_probability:g} (peers: {g}, "
+                          f"n={len(idx)})")
+    return compared
+
+
+def _outlier_flags(m: Measure, compared: np.ndarray, idx: np.ndarray, finite: np.ndarray, group: str,
+                   rules: PeerRules, flags: Flags) -> None:
+    """HHS-OIG extreme outliers: above the peer group's Q3 + outlier_iqr x IQR (OEI-02-09-00600)."""
+    if len(finite) < 4:
+        return
+    q1, q3 = np.percentile(finite, [25, 75])
+    if q3 <= q1:
+        return
+    cut = q3 + rules.outlier_iqr * (q3 - q1)
+    for j in idx:
+        if np.isfinite(compared[j]) and compared[j] > cut:
+            flags.add(j, f"oig_outlier_{m.id}", f"{m.title}: {_fmt(compared[j])} > peer Q3 + {rules.outlier_iqr:g} "
+                                                f"x IQR = {_fmt(cut)} (peers: {group}, n={len(finite)})")
+
+
+def decile_row(values: np.ndarray) -> dict:
+    """``n`` and the 10th-90th percentiles of ``values``, for decile charts."""
+    return {"n": len(values), **{f"p{q}": float(v) for q, v in zip(DECILES, np.percentile(values, DECILES))}}
 
 
 def _fmt(v: float) -> str:

@@ -32,10 +32,16 @@ def save_table(engine: Engine, root: Path, name: str, sql: str) -> Path:
 def save_about(root: Path, about: dict[str, Any]) -> None:
     folder = analytics_dir(root)
     folder.mkdir(exist_ok=True)
-    tmp = folder / ".analysis.json.tmp"
-    tmp.write_text(json.dumps(about, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(folder / "analysis.json")
+    write_json(folder / "analysis.json", about)
     fsync_dir(folder)
+
+
+def write_json(path: Path, about: dict[str, Any]) -> Path:
+    """``about`` (period, settings, parameters) as JSON, written under a temporary name and renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(about, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def load_about(root: Path) -> dict[str, Any] | None:

@@ -36,7 +36,6 @@ class Indicator:
     parameters: dict[str, float] = field(default_factory=dict)
     value: str = "value"
     default: Any = None
-    declaration: str = ""
 
     def bound(self, text: str) -> str:
         """``text`` with each ``$name`` renamed to this indicator's own parameter name."""
@@ -66,7 +65,7 @@ def indicators(overrides: dict[str, dict[str, float]] | None = None) -> list[Ind
     for d in declarations():
         base = {k: d[k] for k in ("id", "title", "description", "unit", "kind", "direction", "relation", "sql",
                                   "citation")}
-        base.update(value=d.get("value", "value"), default=d.get("default"), declaration=d["id"])
+        base.update(value=d.get("value", "value"), default=d.get("default"))
         params = dict(d.get("parameters", {}))
         instances = d.get("instances") or {d["id"]: {}}
         for instance_id, spec in instances.items():
@@ -91,6 +90,7 @@ def indicators(overrides: dict[str, dict[str, float]] | None = None) -> list[Ind
 
 def _check(items: list[Indicator]) -> None:
     seen: set[str] = set()
+    computed: set[str] = set()  # what a derived indicator may use: the columns computed before it
     for i in items:
         if i.id in seen:
             raise ValueError(f"indicator {i.id} is declared twice")
@@ -98,9 +98,12 @@ def _check(items: list[Indicator]) -> None:
             raise ValueError(f"indicator {i.id}: relation must be one of {RELATIONS} and kind one of {KINDS}")
         if i.relation == "derived":
             unknown = {w for w in re.findall(r"\b[a-z_][a-z0-9_]*\b", _PARAM.sub("", i.sql))
-                       if w not in seen and w not in _SQL_WORDS}
+                       if w not in computed and w not in _SQL_WORDS}
             if unknown:
-                raise ValueError(f"derived indicator {i.id} uses {sorted(unknown)}, not indicators declared before it")
+                raise ValueError(f"derived indicator {i.id} uses {sorted(unknown)}, not non-derived indicators "
+                                 "declared before it")
+        else:
+            computed.add(i.id)
         i.bound(i.sql), i.bound(i.value)  # every $name must be a declared parameter
         seen.add(i.id)
 

@@ -34,8 +34,7 @@ WITH crosswalk AS (
           WHERE zip IS NOT NULL AND county_fips IS NOT NULL GROUP BY ALL)
     GROUP BY zip
 )
-SELECT zip, coalesce(c.county_fips, r.county_fips) AS county_fips,
-    CASE WHEN c.county_fips IS NOT NULL THEN 'crosswalk' ELSE 'registry' END AS county_source
+SELECT zip, coalesce(c.county_fips, r.county_fips) AS county_fips
 FROM crosswalk AS c FULL JOIN registry AS r USING (zip);
 
 -- One row per person: the ZIP most recently reported (people move), and its county. `pid` is a
