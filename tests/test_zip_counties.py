@@ -25,7 +25,9 @@ def test_reads_hud_layout_keeping_split_zips_and_rejecting_bad_rows(tmp_path):
     assert rows == {"25301|54039": ("WV", 1.0), "24701|54055": ("WV", 0.912), "24701|54047": ("WV", 0.09),
                     "02134|25025": ("MA", 1.0), "25302|05439": ("WV", 1.0)}
     problems = [(r["record_number"], r["field"], r["severity"]) for r in parsed.rejects.to_pylist()]
-    assert problems == [(5, "zip", "rejected"), (7, "res_ratio", "rejected"), (8, "zip_county", "warning")]
+    # The restored leading zero is a warning, as in the registries.
+    assert problems == [(4, "zip", "warning"), (5, "zip", "rejected"), (7, "res_ratio", "rejected"),
+                        (8, "zip_county", "warning")]
     assert parsed.records_read == 8
 
 

@@ -4,7 +4,7 @@ Arrow chunks so memory holds the output and one chunk, never the whole file."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -160,3 +160,12 @@ def data_rows(records: CsvRecords, sink: RowSink, width: int) -> Iterator[list[s
             yield fields
         else:
             sink.warn(None, f"row has {len(fields)} fields; the header has {width}", REJECTED)
+
+
+def named_rows(records: CsvRecords, sink: RowSink, header: list[str], required: tuple[str, ...],
+               optional: tuple[str, ...]) -> Iterator[Callable[[str], str]]:
+    """Each data row as a lookup by column name (``""`` for an optional column the file lacks);
+    a missing required column is an error naming the file."""
+    at = header_index(header, required, optional, sink.source_file)
+    for fields in data_rows(records, sink, len(header)):
+        yield lambda name, fields=fields: fields[at[name]] if name in at else ""

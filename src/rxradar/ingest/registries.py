@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rxradar.codes import DEA_PATTERN, NPI_PATTERN, dea_is_valid, ncpdp_format_ok, npi_is_valid
-from rxradar.ingest.csv_records import CsvRecords, RowSink, data_rows, header_index, open_csv
+from rxradar.ingest.csv_records import CsvRecords, RowSink, data_rows, named_rows, open_csv
 from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject
 from rxradar.reference.taxonomy import canonical_specialty, specialty_for
 from rxradar.schema import PHARMACIES, PRESCRIBERS
@@ -62,34 +62,39 @@ def _dea_problem(value: str) -> str:
     return "DEA is not 2 letters and 7 digits" if not re.fullmatch(DEA_PATTERN, value) else "DEA check digit is wrong"
 
 
-def _zip5(value: str) -> tuple[str | None, str | None]:
-    """Five-digit ZIP and a warning. 4- and 8-digit values lost a leading zero in a spreadsheet
-    (New England ZIPs start with 0), so they are padded back, with a warning."""
+# Field rules: (value, problem). A problem with a value is a warning about a repaired value; a
+# problem without one says what is wrong, and the caller decides whether the field is left empty
+# or the record rejected.
+
+
+def zip5(value: str) -> tuple[str | None, str | None]:
+    """Five-digit ZIP. 4- and 8-digit values lost a leading zero in a spreadsheet (New England
+    ZIPs start with 0), so they are padded back, with a warning."""
     digits = value.replace("-", "").replace(" ", "")
     if not digits:
         return None, None
     if not digits.isdigit() or len(digits) not in (4, 5, 8, 9):
-        return None, "ZIP is not 5 or 9 digits; left empty"
+        return None, "ZIP is not 5 or 9 digits"
     if len(digits) in (4, 8):
         return digits.zfill(len(digits) + 1)[:5], "ZIP had 4 or 8 digits; restored a lost leading zero"
     return digits[:5], None
 
 
-def _county_fips(value: str) -> tuple[str | None, str | None]:
+def county_fips(value: str) -> tuple[str | None, str | None]:
     """Five-digit county FIPS; a 4-digit value lost the leading zero of a state code below 10."""
     digits = value.strip()
     if not digits:
         return None, None
     if digits.isdigit() and len(digits) in (4, 5):
         return digits.zfill(5), None
-    return None, "county_fips is not a 5-digit FIPS code; left empty"
+    return None, "county_fips is not a 5-digit FIPS code"
 
 
 def _state(value: str) -> tuple[str | None, str | None]:
     state = value.strip().upper()
     if not state:
         return None, None
-    return (state, None) if _STATE.fullmatch(state) else (None, "state is not a 2-letter code; left empty")
+    return (state, None) if _STATE.fullmatch(state) else (None, "state is not a 2-letter code")
 
 
 def _coordinates(lat: str, lon: str) -> tuple[float | None, float | None, str | None]:
@@ -130,11 +135,16 @@ def _taxonomy_specialty(code: str | None, sink: RowSink) -> str | None:
 def _location(get: Callable[[str], str], sink: RowSink) -> dict[str, str | None]:
     """state, zip and county_fips of a CSV row, each left empty with a warning when malformed."""
     out: dict[str, str | None] = {}
-    for field, rule in (("state", _state), ("zip", _zip5), ("county_fips", _county_fips)):
+    for field, rule in (("state", _state), ("zip", zip5), ("county_fips", county_fips)):
         out[field], problem = rule(get(field))
-        if problem:
-            sink.warn(field, problem)
+        _warn_kept(sink, field, out[field], problem)
     return out
+
+
+def _warn_kept(sink: RowSink, field: str, value: str | None, problem: str | None) -> None:
+    """Warn about a field of a kept record: repaired, or (with no value) left empty."""
+    if problem:
+        sink.warn(field, problem if value is not None else f"{problem}; left empty")
 
 
 # --- prescribers ---------------------------------------------------------------------------
@@ -186,11 +196,10 @@ def _read_nppes(header: list[str], records: CsvRecords, sink: RowSink, include_o
             sink.warn("npi", _npi_problem(npi) + "; NPPES has no DEA to fall back on", REJECTED)
             continue
         taxonomy = _primary_taxonomy(fields, slots)
-        zip5, zip_problem = _zip5(fields[at["zip"]])
+        zip_code, zip_problem = zip5(fields[at["zip"]])
         if country is not None and fields[country].strip().upper() not in ("", "US"):
-            zip5, zip_problem = None, None  # a foreign postal code is not a ZIP, and not an error
-        if zip_problem:
-            sink.warn("zip", zip_problem)
+            zip_code, zip_problem = None, None  # a foreign postal code is not a ZIP, and not an error
+        _warn_kept(sink, "zip", zip_code, zip_problem)
         person = entity == "1"
         sink.add(
             {
@@ -204,7 +213,7 @@ def _read_nppes(header: list[str], records: CsvRecords, sink: RowSink, include_o
                 "address": _text(fields[at["address"]]),
                 "city": _text(fields[at["city"]]),
                 "state": _text(fields[at["state"]].upper()),
-                "zip": zip5,
+                "zip": zip_code,
                 "source": "nppes",
             }
         )
@@ -220,11 +229,7 @@ def _read_nppes(header: list[str], records: CsvRecords, sink: RowSink, include_o
 
 
 def _read_prescriber_csv(header: list[str], records: CsvRecords, sink: RowSink) -> None:
-    at = header_index(header, PRESCRIBER_CSV_REQUIRED, PRESCRIBER_CSV_OPTIONAL, sink.source_file)
-    for fields in data_rows(records, sink, len(header)):
-        def get(name: str) -> str:
-            return fields[at[name]] if name in at else ""
-
+    for get in named_rows(records, sink, header, PRESCRIBER_CSV_REQUIRED, PRESCRIBER_CSV_OPTIONAL):
         npi, dea = get("npi").strip(), get("dea").strip().upper()
         npi_ok, dea_ok = npi_is_valid(npi), dea_is_valid(dea)
         if not npi_ok and not dea_ok:
@@ -270,11 +275,7 @@ def read_pharmacies(path: Path, source_file: str) -> Parsed:
     f, records, header = open_csv(path, source_file)
     with f:
         sink = RowSink(PHARMACIES, "pharmacy_id", source_file, records)
-        at = header_index(header, PHARMACY_CSV_REQUIRED, PHARMACY_CSV_OPTIONAL, source_file)
-        for fields in data_rows(records, sink, len(header)):
-            def get(name: str) -> str:
-                return fields[at[name]] if name in at else ""
-
+        for get in named_rows(records, sink, header, PHARMACY_CSV_REQUIRED, PHARMACY_CSV_OPTIONAL):
             npi, ncpdp, dea = get("npi").strip(), get("ncpdp").strip(), get("dea").strip().upper()
             npi_ok, ncpdp_ok, dea_ok = npi_is_valid(npi), ncpdp_format_ok(ncpdp), dea_is_valid(dea)
             pharmacy_id = npi if npi_ok else ncpdp if ncpdp_ok else dea if dea_ok else None

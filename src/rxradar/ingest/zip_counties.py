@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rxradar.ingest.csv_records import RowSink, data_rows, header_index, open_csv
+from rxradar.ingest.csv_records import RowSink, named_rows, open_csv
+from rxradar.ingest.registries import county_fips, zip5
 from rxradar.ingest.rejects import REJECTED, Parsed
 from rxradar.schema import ZIP_COUNTIES
 
@@ -22,35 +23,28 @@ OPTIONAL = ("usps_zip_pref_state", "res_ratio")
 
 
 def read_zip_counties(path: Path, source_file: str) -> Parsed:
-    """Read a HUD-layout ZIP-county CSV. A row without a 5-digit ZIP or a 5-digit county FIPS is
-    rejected; a ratio that is not a number between 0 and 1 is rejected too (it would misplace the
-    ZIP's residents). A repeated (ZIP, county) pair keeps the later row, with a warning."""
+    """Read a HUD-layout ZIP-county CSV. ZIP and county follow the registries' rules (a value
+    that lost its leading zero in a spreadsheet is restored); a row without a usable ZIP or
+    county, or whose ratio is not a number between 0 and 1 (it would misplace the ZIP's
+    residents), is rejected. A repeated (ZIP, county) pair keeps the later row, with a warning."""
     f, records, header = open_csv(path, source_file)
     with f:
         sink = RowSink(ZIP_COUNTIES, "zip_county", source_file, records)
-        at = header_index(header, REQUIRED, OPTIONAL, source_file)
-        for fields in data_rows(records, sink, len(header)):
-            def get(name: str) -> str:
-                return fields[at[name]].strip() if name in at else ""
-
-            zip5, county = get("zip"), get("county")
-            if len(zip5) == 4 and zip5.isdigit():
-                zip5 = zip5.zfill(5)  # a spreadsheet dropped the leading zero of a New England ZIP
-            if not (len(zip5) == 5 and zip5.isdigit()):
-                sink.warn("zip", "ZIP is not 5 digits", REJECTED)
-                continue
-            if len(county) == 4 and county.isdigit():
-                county = county.zfill(5)
-            if not (len(county) == 5 and county.isdigit()):
-                sink.warn("county", "COUNTY is not a 5-digit FIPS code", REJECTED)
-                continue
-            ratio = _ratio(get("res_ratio"))
-            if ratio is None:
+        for get in named_rows(records, sink, header, REQUIRED, OPTIONAL):
+            zip_code, zip_problem = zip5(get("zip"))
+            county, county_problem = county_fips(get("county"))
+            ratio = _ratio(get("res_ratio").strip())
+            if zip_code is None:
+                sink.warn("zip", zip_problem or "ZIP is missing", REJECTED)
+            elif county is None:
+                sink.warn("county", county_problem or "COUNTY is missing", REJECTED)
+            elif ratio is None:
                 sink.warn("res_ratio", "RES_RATIO is not a number between 0 and 1", REJECTED)
-                continue
-            state = get("usps_zip_pref_state").upper() or None
-            sink.add({"zip_county": f"{zip5}|{county}", "zip": zip5, "county_fips": county, "state": state,
-                      "res_ratio": ratio})
+            else:
+                if zip_problem:
+                    sink.warn("zip", zip_problem)
+                sink.add({"zip_county": f"{zip_code}|{county}", "zip": zip_code, "county_fips": county,
+                          "state": get("usps_zip_pref_state").strip().upper() or None, "res_ratio": ratio})
     return sink.finish()
 
 
