@@ -15,12 +15,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rxradar.catalog import open_engine
-from rxradar.engine import Engine
 from rxradar.ingest.asap_writer import AsapDispensation, AsapFile, AsapPatient, AsapPharmacy, write_asap
 from rxradar.ingest.pipeline import ingest_files
-from rxradar.privacy import HASH_HEX_CHARS, Pseudonymiser
+from rxradar.privacy import HASH_HEX_CHARS, Pseudonymiser, keyed_hashes
 from rxradar.settings import Settings
 from rxradar.workspace import Workspace
 
@@ -101,21 +102,30 @@ VALUES = ["123456789", "DOE|JOHN", "José", "NÚÑEZ|ÉLODIE", "Zoë Ångström"
 
 
 @pytest.mark.parametrize("key", [bytes(range(32)), b"\xff" * 64, b"long key " * 12], ids=["32", "64", "108"])
-def test_engine_hmac_equals_pseudonymiser_for_ascii_non_ascii_and_null(key):
+def test_native_hmac_equals_pseudonymiser_for_ascii_non_ascii_and_null(key):
     # 64 bytes is SHA-256's block size; longer keys are hashed first (RFC 2104), shorter padded.
-    with Engine(memory_limit="1GB", threads=1) as engine:
-        hashed = engine.hmac_hex(key, pa.array(VALUES, pa.string()), HASH_HEX_CHARS).to_pylist()
+    hashed = keyed_hashes(key, pa.array(VALUES, pa.string())).to_pylist()
     assert hashed == Pseudonymiser(key).hash_many(VALUES)
     assert hashed == [None if v is None else reference_hmac(key, v) for v in VALUES]
 
 
-def test_empty_string_has_no_hash_in_the_pseudonymiser_or_the_engine():
+def test_empty_string_has_no_hash_in_the_pseudonymiser_or_the_native_hmac():
     # An empty value must never become a shared pseudonym that links strangers.
     key = bytes(range(32))
-    with Engine(memory_limit="1GB", threads=1) as engine:
-        hashes = engine.hmac_hex(key, pa.array(["", "x"], pa.string()), HASH_HEX_CHARS).to_pylist()
+    hashes = keyed_hashes(key, pa.array(["", "x"], pa.string())).to_pylist()
     assert Pseudonymiser(key).hash("") is None
     assert hashes == [None, reference_hmac(key, "x")]
+
+
+@given(st.lists(st.one_of(st.none(), st.text(max_size=200)), max_size=40), st.binary(min_size=32, max_size=100),
+       st.integers(0, 5), st.sampled_from([1, 16, 32, 64]))
+@settings(max_examples=100, deadline=None)
+def test_native_hmac_is_hmac_sha256_on_any_text_key_and_slice(values, key, skip, hex_chars):
+    # Every message length crosses SHA-256's padding boundaries (55, 56, 64 bytes) somewhere here.
+    array = pa.array(values, pa.string()).slice(min(skip, len(values)))
+    expected = [None if not v else hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:hex_chars]
+                for v in values[min(skip, len(values)):]]
+    assert keyed_hashes(key, array, hex_chars).to_pylist() == expected
 
 
 def test_asap_ssn_and_death_record_ssn_hash_alike_so_they_link(tmp_path):

@@ -314,9 +314,9 @@ KILL_POINTS = {
     "parsing": (lambda root, marker: _running(root), False),
     "writing": (lambda root, marker: bool(_temp_files(root)), False),
     "committing": (lambda root, marker: marker.exists(), True),
-    "gzip": (lambda root, marker: any((root / "tmp").glob("*.segments")), False),
+    "gzip": (lambda root, marker: _running(root), False),  # while the compressed file is being read
 }
-CRASH_STATE = {"parsing": "running", "writing": "tmp", "committing": "uncommitted", "gzip": "scratch"}
+CRASH_STATE = {"parsing": "running", "writing": "tmp", "committing": "uncommitted", "gzip": "running"}
 
 
 def crash_and_recover(tmp_path: Path, source: Path, n_big: int, ready, pause: bool = False) -> dict:
@@ -342,8 +342,7 @@ def crash_and_recover(tmp_path: Path, source: Path, n_big: int, ready, pause: bo
     child.kill()
     out, err = child.communicate()
     state = {"finished": finished, "running": _running(root), "tmp": [p.name for p in _temp_files(root)],
-             "uncommitted": sorted(_uncommitted_finals(root)),
-             "scratch": [p.name for p in (root / "tmp").glob("*.segments")]}
+             "uncommitted": sorted(_uncommitted_finals(root))}
     if finished:
         warnings.warn(f"the ingest finished before the kill (exit {child.returncode}: {out.decode()[-200:]} "
                       f"{err.decode()[-500:]}); checked consistency only")
@@ -369,7 +368,7 @@ def crash_and_recover(tmp_path: Path, source: Path, n_big: int, ready, pause: bo
     assert after["dispensations"] == before["dispensations"] + committed * n_big
     if not committed:
         assert after == before
-    leftovers = sorted(p.name for p in (root / "tmp").glob("*.segments"))
+    leftovers = sorted(p.name for p in (root / "tmp" / "ingest").glob("*"))
 
     # The file goes in whole afterwards.
     [again] = ingest(root, source)
@@ -377,9 +376,8 @@ def crash_and_recover(tmp_path: Path, source: Path, n_big: int, ready, pause: bo
     assert counts(root)["dispensations"] == before["dispensations"] + n_big
     assert meta_rows(root, "SELECT count(*) FROM manifest WHERE status = 'committed'") == [(2,)]
 
-    # The scratch copy of the interrupted file (every ASAP file is rewritten into tmp/ before the
-    # engine reads it) must be swept like everything else an interrupted ingest left behind.
-    assert leftovers == [], f"recovery left scratch files in {root / 'tmp'}: {leftovers}"
+    # Working copies an interrupted ingest left in the scratch folder are swept like the rest.
+    assert leftovers == [], f"recovery left scratch files in {root / 'tmp' / 'ingest'}: {leftovers}"
     return state
 
 
@@ -392,14 +390,10 @@ def test_sigkill_during_ingest_leaves_only_committed_data(tmp_path, big_asap, bi
     assert state["finished"] or state[CRASH_STATE[kill_point]], state
 
 
-def _scratch_at_least(root: Path, size: int) -> bool:
-    return any(p.stat().st_size >= size for p in (root / "tmp").glob("*.segments"))
-
-
 LARGE_KILL_POINTS = {
-    # Progress a large ingest shows, in order: the scratch copy grows, the engine parses it (no
-    # output yet), then writes each table's temporary file, then renames and commits.
-    "rewriting": lambda size: lambda root, marker: _scratch_at_least(root, size // 2),
+    # Progress a large ingest shows, in order: the file is scanned and checked (no output yet),
+    # then each table's temporary file is written, then renamed and committed.
+    "scanning": lambda size: lambda root, marker: _running(root),
     "dispensations": lambda size: lambda root, marker: bool(list((root / "tables" / "dispensations").glob("*.tmp"))),
     "identities": lambda size: lambda root, marker: bool(list((root / "tables" / "identities").glob("*.tmp"))),
     "committing": lambda size: lambda root, marker: marker.exists(),
@@ -419,5 +413,5 @@ def test_sigkill_during_a_large_ingest(tmp_path, large_asap, kill_point):
     source, n = large_asap
     ready = LARGE_KILL_POINTS[kill_point](source.stat().st_size)
     state = crash_and_recover(tmp_path, source, n, ready, pause=kill_point == "committing")
-    expected = {"rewriting": "scratch", "dispensations": "tmp", "identities": "tmp", "committing": "uncommitted"}
+    expected = {"scanning": "running", "dispensations": "tmp", "identities": "tmp", "committing": "uncommitted"}
     assert state["finished"] or state[expected[kill_point]], state

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from rxradar.engine import Engine, hmac_pads, sql_text
+from rxradar.engine import Engine, sql_text
+from rxradar.privacy import key_pads
 from rxradar.indicators import Indicator, indicator_sql
 from rxradar.settings import choices
 
@@ -44,7 +45,7 @@ class Period:
 
 def resolve_persons(engine: Engine, key: bytes) -> int:
     """Temporary tables ``identity_persons`` and ``persons``; returns the number of persons."""
-    inner, outer = hmac_pads(key)
+    inner, outer = key_pads(key)
     engine.set_variables(hmac_inner=inner, hmac_outer=outer)
     engine.execute("persons")
     return int(engine.scalar("SELECT count(*) FROM persons"))

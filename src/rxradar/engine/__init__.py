@@ -7,7 +7,6 @@ a DuckDB variable rather than formatted into the SQL text.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -20,18 +19,9 @@ import pyarrow as pa
 
 from rxradar.schema import TABLES, Table
 
-SHA256_BLOCK = 64  # bytes; HMAC pads the key to the hash's block size (RFC 2104)
-
 
 class EngineError(RuntimeError):
     """The engine refused a statement or could not read its input."""
-
-
-def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
-    """(inner, outer) HMAC-SHA256 key pads (RFC 2104), for hashing inside SQL."""
-    padded = key if len(key) <= SHA256_BLOCK else hashlib.sha256(key).digest()
-    padded = padded.ljust(SHA256_BLOCK, b"\0")
-    return bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
 
 
 @cache
@@ -121,6 +111,24 @@ class Engine:
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from exc
 
+    def create_table(self, name: str, schema: pa.Schema) -> None:
+        """An empty temporary table ``name`` with these columns (filled by :meth:`append`)."""
+        self._con.register("__empty", schema.empty_table())
+        try:
+            self._con.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM __empty")
+        finally:
+            self._con.unregister("__empty")
+
+    def append(self, name: str, rows: pa.Table) -> None:
+        """Add Arrow rows to temporary table ``name`` (the engine keeps them, spilling when large)."""
+        self._con.register("__append", rows)
+        try:
+            self._con.sql(f"INSERT INTO {name} SELECT * FROM __append")
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
+        finally:
+            self._con.unregister("__append")
+
     def drop(self, name: str) -> None:
         self._con.sql(f"DROP TABLE IF EXISTS {name}")
 
@@ -189,21 +197,4 @@ class Engine:
 
     def copy_to_csv(self, sql: str, path: Path, params: Sequence[Any] | None = None) -> None:
         self._con.sql(f"COPY ({sql}) TO ? (FORMAT csv, HEADER true)", params=[*(params or []), str(path)])
-
-    # -- keyed hashing in the engine ---------------------------------------------------------
-    def hmac_hex(self, key: bytes, values: pa.Array, hex_chars: int) -> pa.Array:
-        """HMAC-SHA256 of each value (RFC 2104), computed in parallel by the engine.
-
-        Equal to ``hmac.new(key, v.encode(), sha256).hexdigest()[:hex_chars]`` (tested), so hashes
-        made here and by :class:`rxradar.privacy.Pseudonymiser` agree; empty and null values
-        have no hash.
-        """
-        inner, outer = hmac_pads(key)
-        out = self.query(
-            "SELECT CASE WHEN v <> '' THEN left(sha256(?::BLOB || unhex(sha256(?::BLOB || encode(v)))), ?) END AS h "
-            "FROM vals ORDER BY i",
-            [outer, inner, hex_chars],
-            vals=pa.table({"v": values.cast(pa.string()), "i": pa.array(range(len(values)), pa.int64())}),
-        )
-        return out["h"].combine_chunks()
 

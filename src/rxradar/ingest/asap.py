@@ -1,8 +1,9 @@
-"""Load prepared ASAP files into canonical tables: hierarchy, checks and pseudonymisation in SQL.
+"""Load ASAP files into canonical tables: hierarchy, checks and pseudonymisation in SQL.
 
-The hierarchy PHA > PAT > DSP > PRE is rebuilt from segment positions and every row-level rule
-runs in the engine (``asap_records.sql``, whose rules table lists each check with its element,
-severity and reason). Identifiers and NDCs are checked once per distinct value in Python.
+Files are scanned (``asap_scan``) into one table per segment kind, each row knowing its place in
+the hierarchy PHA > PAT > DSP > PRE; every row-level rule then runs in the engine
+(``asap_records.sql``, whose rules table lists each check with its element, severity and reason).
+Identifiers and NDCs are checked once per distinct value in Python.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rxradar.engine import Engine, EngineError, hmac_pads
+from rxradar.engine import Engine, EngineError
 from rxradar.ingest.asap_checks import id_checks, ndc_checks
-from rxradar.ingest.asap_prepare import BLOCK_BYTES, AsapFormatError, Header, Prepared, peek_header, prepare
+from rxradar.ingest.asap_scan import TABLES, AsapFormatError, BatchScanner, Header, Scanned, raw_segments, schema
 from rxradar.ingest.rejects import WARNING
+from rxradar.privacy import keyed_hashes
 from rxradar.schema import PHARMACIES, PRESCRIBERS, REJECTS, conform
 from rxradar.workspace import IngestTransaction, Member
 
 # DSP13 in 4.0/4.1 is 01 = partial, 02 = not; from 4.2 it is a sequence 00, 01, 02...
 LEGACY_PARTIAL_VERSIONS = ("4.0", "4.1")
 SSN_QUALIFIER = "07"  # PAT02/PAT05 code for a Social Security number
-SCRATCH_TABLES = ("asap_kept", "asap_rows", "asap_pat", "asap_rules", "asap_seg")
+SCRATCH_TABLES = ("asap_rules", "asap_patient_keys", "asap_patients", "asap_rows", *(f"asap_{name}" for name in TABLES))
 
-__all__ = ["AsapFormatError", "AsapSummary", "load", "peek_header", "prepare"]
+__all__ = ["AsapFormatError", "AsapSummary", "Batch", "load"]
 
 
 @dataclass(frozen=True)
@@ -38,31 +40,99 @@ class AsapSummary:
 
 FILES_SCHEMA = pa.schema([("file_no", pa.int32()), ("ingest_id", pa.int64()), ("source_file", pa.string()),
                           ("asap_version", pa.string()), ("file_created", pa.timestamp("s")),
-                          ("legacy_partial", pa.bool_()), ("tcn", pa.string())])
+                          ("legacy_partial", pa.bool_()), ("tcn", pa.string()), ("segments", pa.int32())])
 
 
-def load(engine: Engine, batch: Path, files: list[tuple[Prepared, Member]], tx: IngestTransaction, key: bytes,
+class Batch:
+    """The segment tables of a batch of files, filled one file at a time.
+
+    Rows stay as Arrow tables, which the engine reads in place, until they pass
+    ``HELD_BYTES``; beyond that they move into the engine's own tables, which spill to disk, so
+    memory stays bounded on a file of any size.
+    """
+
+    HELD_BYTES = 1 << 30
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._held: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
+        self._held_bytes = 0
+        self._in_engine = False
+        self._scanner = BatchScanner(self._hold)
+
+    def _hold(self, name: str, rows: pa.Table) -> None:
+        self._held[name].append(rows)
+        self._held_bytes += rows.nbytes
+        if self._held_bytes > self.HELD_BYTES:
+            self._move_to_engine()
+
+    def _move_to_engine(self) -> None:
+        if not self._in_engine:
+            for name in TABLES:
+                self.engine.create_table(f"asap_{name}", schema(name))
+            self._in_engine = True
+        for name, held in self._held.items():
+            for rows in held:
+                self.engine.append(f"asap_{name}", rows)
+            held.clear()
+        self._held_bytes = 0
+
+    def add(self, path: Path, source: str, file_no: int) -> Scanned:
+        """Scan one file in; on AsapFormatError nothing of it stays in the batch."""
+        try:
+            return self._scanner.scan(path, source, file_no)
+        except AsapFormatError:
+            for name, held in self._held.items():
+                held[:] = [t.filter(pc.not_equal(t["file_no"], file_no)) for t in held]
+            if self._in_engine:
+                for name in TABLES:
+                    self.engine.query(f"DELETE FROM asap_{name} WHERE file_no = ?", [file_no])
+            raise
+
+    def expose(self) -> None:
+        """Make every segment table visible to the engine as ``asap_<name>``."""
+        if self._in_engine:
+            self._move_to_engine()
+            return
+        for name, held in self._held.items():
+            self.engine.register(f"asap_{name}", pa.concat_tables(held) if held else schema(name).empty_table())
+
+    def close(self) -> None:
+        self.engine.query("DROP VIEW IF EXISTS asap_kept")
+        for name in TABLES:
+            try:
+                self.engine.unregister(f"asap_{name}")
+            except Exception:  # never registered
+                pass
+        for table in SCRATCH_TABLES:
+            self.engine.drop(table)
+        self._held = {name: [] for name in TABLES}
+        self._in_engine = False
+
+
+def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: IngestTransaction, key: bytes,
          max_days_supply: int) -> dict[int, AsapSummary]:
-    """Parse, check and pseudonymise a batch of prepared files (one separator) into ``tx``.
+    """Check and pseudonymise the scanned files of a batch into ``tx``.
 
     Returns a summary per ingest id; rejects and warnings go into ``tx`` with their file.
     """
-    sep = files[0][0].header.sep
-    inner, outer = hmac_pads(key)
-    engine.set_variables(asap_max_days=max_days_supply, asap_trim=any(p.padded for p, _ in files),
-                         hmac_inner=inner, hmac_outer=outer)
+    batch.expose()
+    engine.set_variables(asap_max_days=max_days_supply)
     engine.register("asap_files", pa.Table.from_pylist([
-        {"file_no": p.file_no, "ingest_id": m.ingest_id, "source_file": m.source_name, "asap_version": p.header.version,
-         "file_created": p.header.created, "legacy_partial": p.header.version in LEGACY_PARTIAL_VERSIONS,
-         "tcn": p.header.control_number} for p, m in files], schema=FILES_SCHEMA))
+        {"file_no": s.file_no, "ingest_id": m.ingest_id, "source_file": m.source_name, "asap_version": s.header.version,
+         "file_created": s.header.created, "legacy_partial": s.header.version in LEGACY_PARTIAL_VERSIONS,
+         "tcn": s.header.control_number, "segments": s.segments} for s, m in files], schema=FILES_SCHEMA))
     try:
-        with engine.file_order():
-            engine.execute("asap_load", {"path": str(batch), "sep": sep})
         engine.execute("asap_macros")
         distinct = engine.run("asap_distinct")
         values = {kind: distinct.filter(pc.equal(distinct["kind"], kind))["v"].to_pylist() for kind in ("id", "ndc")}
         engine.register("id_checks", id_checks(values["id"]))
         engine.register("ndc_checks", ndc_checks(values["ndc"]))
+        engine.execute("asap_patient_keys")
+        keys = engine.query("SELECT pat_row, identity_key, id_key FROM asap_patient_keys")
+        engine.register("asap_patient_hashes", pa.table({
+            "pat_row": keys["pat_row"], "identity_id": keyed_hashes(key, keys["identity_key"]),
+            "id_hash": keyed_hashes(key, keys["id_key"])}))
         engine.execute("asap_records")
         engine.execute("asap_kept")
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
@@ -70,25 +140,22 @@ def load(engine: Engine, batch: Path, files: list[tuple[Prepared, Member]], tx: 
             engine.copy_sql_to_parquet(sql, path)
             tx.adopt(table, path, engine.rows_by_ingest(path))
         _write_providers(engine, tx)
-        tx.reject(_rejects(engine, batch, {m.ingest_id: p for p, m in files}, sep, files[0][0].header.term))
+        tx.reject(_rejects(engine, {m.ingest_id: s for s, m in files}))
         counts = {r["ingest_id"]: r for r in engine.run("asap_file_counts").to_pylist()}
     except EngineError as exc:
         raise AsapFormatError(files[0][1].source_name if len(files) == 1 else f"batch of {len(files)} files",
                               f"cannot be read as ASAP: {exc}".split("\n")[0]) from exc
     finally:
-        for name in ("id_checks", "ndc_checks", "asap_files"):
+        for name in ("id_checks", "ndc_checks", "asap_files", "asap_patient_hashes"):
             try:
                 engine.unregister(name)
             except Exception:  # not registered if the load failed first
                 pass
-        engine.query("DROP VIEW IF EXISTS asap_kept")
-        for table in SCRATCH_TABLES[1:]:
-            engine.query(f"DROP TABLE IF EXISTS {table}")
     summaries = {}
-    for p, m in files:
+    for s, m in files:
         c = counts[m.ingest_id]
         m.records_read += c["records"]
-        summaries[m.ingest_id] = AsapSummary(p.header, c["records"], c["zero_reports"], c["kept"])
+        summaries[m.ingest_id] = AsapSummary(s.header, c["records"], c["zero_reports"], c["kept"])
     return summaries
 
 
@@ -111,62 +178,32 @@ def _write_providers(engine: Engine, tx: IngestTransaction) -> None:
         "zip": prescribers["zip"], "source": asap(prescribers), "ingest_id": prescribers["ingest_id"]})))
 
 
-def _line(prepared: Prepared, segment_number: int | None) -> int | None:
-    if segment_number is None:
-        return None
-    return {"position": segment_number, "one": 1}.get(prepared.line_of_segment)
-
-
-def _rejects(engine: Engine, batch: Path, prepared: dict[int, Prepared], sep: str, term: str) -> pa.Table:
+def _rejects(engine: Engine, scanned: dict[int, Scanned]) -> pa.Table:
     """Record problems (with the raw PAT/DSP/PRE text for rejected records) and file-level warnings."""
     problems = engine.run("asap_rejects").to_pylist()
     rejected = [p for p in problems if p["severity"] == "rejected"]
-    raw = _raw_segments(batch, sep, {q for p in rejected for q in (p["pat_pos"], p["pos"], p["pre_pos"])
-                                     if q is not None})
+    raw: dict[int, dict[tuple[int, int], str]] = {}
+    for ingest_id in {p["ingest_id"] for p in rejected}:
+        spans = {(p[f"{s}_off"], p[f"{s}_end"]) for p in rejected if p["ingest_id"] == ingest_id
+                 for s in ("pat", "dsp", "pre") if p[f"{s}_off"] is not None}
+        raw[ingest_id] = raw_segments(scanned[ingest_id], spans)
     rows = []
     for p in problems:
         text = None
         if p["severity"] == "rejected":
-            text = term.join(raw[q] for q in (p["pat_pos"], p["pos"], p["pre_pos"]) if q is not None and q in raw)
-        segment_number = _position_at_fault(p) - p["file_pos"] + 1
+            file = scanned[p["ingest_id"]]
+            text = file.header.term.join(
+                _masked(raw[p["ingest_id"]][(p[f"{s}_off"], p[f"{s}_end"])], file.header.sep)
+                for s in ("pat", "dsp", "pre") if p[f"{s}_off"] is not None)
+        segment_number, line = _place_at_fault(p)
         rows.append({"ingest_id": p["ingest_id"], "source_file": p["source_file"], "record_number": p["record_number"],
-                     "segment": _segment_of(p["field"]), "segment_number": segment_number,
-                     "line": _line(prepared[p["ingest_id"]], segment_number), "field": p["field"],
-                     "severity": p["severity"], "reason": p["reason"], "raw": text})
+                     "segment": _segment_of(p["field"]), "segment_number": segment_number, "line": line,
+                     "field": p["field"], "severity": p["severity"], "reason": p["reason"], "raw": text})
     for s in engine.run("asap_structure").to_pylist():
         rows.append({"ingest_id": s["ingest_id"], "source_file": s["source_file"], "record_number": None,
-                     "segment": _segment_of(s["field"]), "segment_number": s["segment_number"],
-                     "line": _line(prepared[s["ingest_id"]], s["segment_number"]), "field": s["field"],
-                     "severity": WARNING, "reason": s["reason"], "raw": None})
+                     "segment": _segment_of(s["field"]), "segment_number": s["segment_number"], "line": s["line"],
+                     "field": s["field"], "severity": WARNING, "reason": s["reason"], "raw": None})
     return pa.Table.from_pylist(rows, schema=REJECTS.schema)
-
-
-def _raw_segments(batch: Path, sep: str, positions: set[int]) -> dict[int, str]:
-    """The segments at these positions, as the file had them, SSNs (PAT02 = 07) starred out.
-
-    One streaming pass over the batch file (line k is row k), counting newlines at C speed and
-    splitting only the blocks that hold a wanted segment; nothing when nothing was rejected.
-    """
-    wanted = sorted(positions)
-    out: dict[int, str] = {}
-    if not wanted:
-        return out
-    line, carry, i = 0, b"", 0
-    with open(batch, "rb") as f:
-        while i < len(wanted) and (block := f.read(BLOCK_BYTES)):
-            block = carry + block
-            cut = block.rfind(b"\n") + 1
-            block, carry = block[:cut], block[cut:]
-            lines_here = block.count(b"\n")
-            if wanted[i] < line + lines_here:
-                split = block.split(b"\n")
-                while i < len(wanted) and wanted[i] < line + lines_here:
-                    out[wanted[i]] = _masked(split[wanted[i] - line].decode("utf-8", "replace"), sep)
-                    i += 1
-            line += lines_here
-        if i < len(wanted) and carry:  # the last line had no newline
-            out[wanted[i]] = _masked(carry.decode("utf-8", "replace"), sep)
-    return out
 
 
 def _masked(segment: str, sep: str) -> str:
@@ -179,10 +216,13 @@ def _masked(segment: str, sep: str) -> str:
     return sep.join(elements)
 
 
-def _position_at_fault(problem: dict) -> int:
-    """The segment a problem is about: the PAT, PRE or PHA named by its element, else the DSP."""
-    parent = {"PAT": "pat_pos", "PRE": "pre_pos", "PHA": "pha_pos"}.get(_segment_of(problem["field"]) or "")
-    return problem[parent] if parent and problem[parent] is not None else problem["pos"]
+def _place_at_fault(problem: dict) -> tuple[int, int]:
+    """Segment number and line of the segment a problem is about: the PAT, PRE or PHA named by
+    its element, else the DSP."""
+    parent = {"PAT": "pat", "PRE": "pre", "PHA": "pha"}.get(_segment_of(problem["field"]) or "")
+    if parent and problem[f"{parent}_pos"] is not None:
+        return problem[f"{parent}_pos"], problem[f"{parent}_line"]
+    return problem["pos"], problem["line"]
 
 
 def _segment_of(field: str) -> str | None:

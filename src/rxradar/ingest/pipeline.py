@@ -128,7 +128,7 @@ def _ingest_asap(ws: Workspace, engine: Engine, files: list[Path], settings: Set
     """ASAP files in batches: many small weekly submissions share one pass of the engine, and are
     committed together (each keeps its own manifest entry, rejects and counts)."""
     outcomes: dict[Path, FileOutcome] = {}
-    groups: dict[str, list[tuple[Path, str]]] = {}
+    pending: list[tuple[Path, str]] = []
     later: list[Path] = []
     in_this_run: set[str] = set()
     for path in files:
@@ -143,18 +143,11 @@ def _ingest_asap(ws: Workspace, engine: Engine, files: list[Path], settings: Set
             later.append(path)  # the same content under another name: known once its twin commits
         else:
             in_this_run.add(sha)
-            try:
-                sep = asap.peek_header(path, path.name).sep
-            except asap.AsapFormatError as exc:
-                outcomes[path] = _failed_alone(ws, path, sha, exc)
-                _advance(progress, path)
-                continue
-            groups.setdefault(sep, []).append((path, sha))
-    for group in groups.values():
-        for batch in _batches(group, settings.asap_batch_bytes):
-            for outcome in _ingest_batch(ws, engine, batch, settings):
-                outcomes[outcome.path] = outcome
-                _advance(progress, outcome.path)
+            pending.append((path, sha))
+    for batch in _batches(pending, settings.asap_batch_bytes):
+        for outcome in _ingest_batch(ws, engine, batch, settings):
+            outcomes[outcome.path] = outcome
+            _advance(progress, outcome.path)
     if later:
         for outcome in _ingest_asap(ws, engine, later, settings, progress):
             outcomes[outcome.path] = outcome
@@ -179,52 +172,45 @@ def _batches(group: list[tuple[Path, str]], limit: int) -> list[list[tuple[Path,
     return [b for b in batches if b]
 
 
-def _failed_alone(ws: Workspace, path: Path, sha: str, exc: asap.AsapFormatError) -> FileOutcome:
-    tx = ws.begin("asap", path, sha)
-    tx.abort(exc.reason, exc.field)
-    return FileOutcome(path, "failed", tx.ingest_id, message=str(exc))
-
-
 def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
                   settings: Settings) -> list[FileOutcome]:
     tx = ws.begin_batch("asap", batch)
     members = list(tx.members.values())
     paths = {m.ingest_id: path for (path, _), m in zip(batch, members)}
     outcomes: list[FileOutcome] = []
-    ws.scratch_dir.mkdir(parents=True, exist_ok=True)
-    batch_file = ws.scratch_dir / f"batch-{members[0].ingest_id:09d}.segments"
-    prepared = []
+    scanned = []
+    segments = asap.Batch(engine)
     try:
-        with open(batch_file, "wb") as out:
-            for file_no, member in enumerate(members):
-                try:
-                    prepared.append((asap.prepare(paths[member.ingest_id], member.source_name, out, file_no), member))
-                except asap.AsapFormatError as exc:
-                    tx.fail_member(member.ingest_id, exc.reason, exc.field)
-                    outcomes.append(FileOutcome(paths[member.ingest_id], "failed", member.ingest_id, message=str(exc)))
-        if not prepared:
+        for file_no, member in enumerate(members):
+            try:
+                scanned.append((segments.add(paths[member.ingest_id], member.source_name, file_no), member))
+            except asap.AsapFormatError as exc:
+                tx.fail_member(member.ingest_id, exc.reason, exc.field)
+                outcomes.append(FileOutcome(paths[member.ingest_id], "failed", member.ingest_id, message=str(exc)))
+        if not scanned:
             return outcomes
         try:
-            summaries = asap.load(engine, batch_file, prepared, tx, ws.key, settings.max_days_supply)
+            summaries = asap.load(engine, segments, scanned, tx, ws.key, settings.max_days_supply)
         except asap.AsapFormatError as exc:
-            if len(prepared) == 1:
+            if len(scanned) == 1:
                 tx.abort(exc.reason, exc.field)
-                return outcomes + [FileOutcome(paths[prepared[0][1].ingest_id], "failed", prepared[0][1].ingest_id,
+                return outcomes + [FileOutcome(paths[scanned[0][1].ingest_id], "failed", scanned[0][1].ingest_id,
                                                message=str(exc))]
             # One file spoils the batch for the engine: find it by taking the files one at a time.
             tx.forget()
+            segments.close()
             sha = dict(batch)
-            retry = [paths[m.ingest_id] for _, m in prepared]
+            retry = [paths[m.ingest_id] for _, m in scanned]
             return outcomes + [o for path in retry for o in _ingest_batch(ws, engine, [(path, sha[path])], settings)]
-        for p, m in prepared:
-            s = summaries[m.ingest_id]
-            m.detail = f"ASAP {s.header.version}" + (
-                "; zero report" if s.zero_reports and s.records == 0 else
-                f"; {s.zero_reports} zero-report records" if s.zero_reports else "")
+        for s, m in scanned:
+            summary = summaries[m.ingest_id]
+            m.detail = f"ASAP {summary.header.version}" + (
+                "; zero report" if summary.zero_reports and summary.records == 0 else
+                f"; {summary.zero_reports} zero-report records" if summary.zero_reports else "")
         tx.commit()
     finally:
-        batch_file.unlink(missing_ok=True)
-    for p, m in prepared:
+        segments.close()
+    for s, m in scanned:
         log.info("ingested %s as #%d", m.source_name, m.ingest_id)
         outcomes.append(FileOutcome(paths[m.ingest_id], "ingested", m.ingest_id, m.records_read, dict(m.rows),
                                     len(m.rejected_records), m.warnings, m.detail or ""))

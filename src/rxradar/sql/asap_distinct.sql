@@ -1,7 +1,6 @@
--- Distinct identifiers and NDCs of the loaded file: checked once each in Python (rxradar.codes).
-SELECT DISTINCT kind, el(v) AS v FROM (
-    SELECT DISTINCT 'id' AS kind, c1 AS v FROM asap_seg WHERE c0 IN ('PHA', 'PRE')
-    UNION SELECT DISTINCT 'id', c2 FROM asap_seg WHERE c0 IN ('PHA', 'PRE')
-    UNION SELECT DISTINCT 'id', c3 FROM asap_seg WHERE c0 = 'PHA'
-    UNION SELECT DISTINCT 'ndc', c8 FROM asap_seg WHERE c0 = 'DSP'
-) WHERE el(v) IS NOT NULL
+-- Distinct identifiers and NDCs of the loaded files: checked once each in Python (rxradar.codes).
+SELECT DISTINCT kind, v FROM (
+    SELECT 'id' AS kind, unnest([pha01, pha02, pha03]) AS v FROM asap_pha
+    UNION ALL SELECT 'id', unnest([pre01, pre02]) FROM asap_pre
+    UNION ALL SELECT 'ndc', dsp08 FROM asap_dsp
+) WHERE v IS NOT NULL

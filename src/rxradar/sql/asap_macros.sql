@@ -1,19 +1,9 @@
 -- Helpers for reading ASAP elements; variables are set by rxradar.ingest.asap. Elements arrive
--- without terminators (rxradar.ingest.asap.prepare) and an empty element reads as NULL.
--- Files whose writer pads elements with spaces are trimmed; asap_trim is constant per file, so
--- the engine folds the test away for the usual unpadded file.
-CREATE OR REPLACE TEMP MACRO el(x) AS
-    CASE WHEN getvariable('asap_trim') THEN nullif(trim(x), '') ELSE x END;
+-- split, trimmed of padding, and NULL when empty (rxradar.ingest.asap_scan).
 CREATE OR REPLACE TEMP MACRO ccyymmdd(x) AS
     CASE WHEN regexp_full_match(x, '[0-9]{8}') THEN try_strptime(x, '%Y%m%d')::DATE END;
 CREATE OR REPLACE TEMP MACRO whole(x) AS
     CASE WHEN regexp_full_match(x, '[0-9]{1,9}') THEN x::INTEGER END;
--- HMAC-SHA256 (RFC 2104) with the workspace key's pads; equal to rxradar.privacy.Pseudonymiser.
--- An empty value has no hash, as in Pseudonymiser: it must never link two people.
-CREATE OR REPLACE TEMP MACRO keyed_hash(x) AS
-    CASE WHEN x <> '' THEN
-        left(sha256(getvariable('hmac_outer') || unhex(sha256(getvariable('hmac_inner') || encode(x)))), 32)
-    END;
 -- An SSN as SSA issues them: nine digits, area not 000, 666 or 9xx, group not 00, serial not
 -- 0000. Placeholders such as 999999999 would otherwise link every patient who has one.
 CREATE OR REPLACE TEMP MACRO issued_ssn(d) AS
@@ -21,4 +11,3 @@ CREATE OR REPLACE TEMP MACRO issued_ssn(d) AS
               AND substr(d, 4, 2) <> '00' AND right(d, 4) <> '0000' THEN d END;
 CREATE OR REPLACE TEMP MACRO flag(cond, k) AS
     CASE WHEN cond THEN (1::BIGINT << k) ELSE 0::BIGINT END;
-

@@ -24,9 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rxradar.codes import dea_is_valid, npi_is_valid, ssn_is_valid
-from rxradar.engine import Engine
 from rxradar.ingest.deaths import age_in_years, deaths_table
-from rxradar.privacy import HASH_HEX_CHARS, Pseudonymiser
+from rxradar.privacy import Pseudonymiser, keyed_hashes
 from rxradar.reference.taxonomy import specialty_for
 from rxradar.schema import DISPENSATIONS, IDENTITIES, PHARMACIES, PRESCRIBERS, ZIP_COUNTIES, conform
 from rxradar.synth.submissions import (
@@ -89,12 +88,7 @@ def _description(world: World) -> str:
 
 def _write(world: World, tx: IngestTransaction, ws: Workspace) -> None:
     pf = patient_fields(world)
-    with Engine(temp_directory=ws.root / "tmp") as engine:
-        # identity_id and id_hash for every variant at once, in parallel in the engine.
-        both = engine.hmac_hex(ws.key, pa.concat_arrays([pf["identity_key"].combine_chunks(),
-                                                         pf["id_key"].combine_chunks()]), HASH_HEX_CHARS)
-    n = pf.num_rows
-    identity_id, id_hash = both.slice(0, n), both.slice(n, n)
+    identity_id, id_hash = keyed_hashes(ws.key, pf["identity_key"]), keyed_hashes(ws.key, pf["id_key"])
     used = _write_dispensations(world, tx, identity_id)
     _write_identities(pf, identity_id, id_hash, used, tx)
     _write_providers(world, tx)

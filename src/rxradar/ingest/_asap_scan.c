@@ -1,0 +1,535 @@
+/*
+ * One pass over ASAP text: segments split into the elements rxradar keeps, with the hierarchy
+ * PHA > PAT > DSP > PRE resolved as it goes. The result is Arrow-layout buffers (offsets, data,
+ * validity) that rxradar.ingest.asap_scan wraps without copying; every check and every meaning
+ * stays in SQL (asap_records.sql). This file only knows how ASAP text is cut up:
+ *
+ *   - a segment ends at the terminator (TH09); CR and LF anywhere are not data (they only count
+ *     lines), and a segment with nothing else in it is no segment at all;
+ *   - elements are split at the separator (the character after TH); spaces around an element
+ *     are padding, and an empty element is NULL;
+ *   - the segment id is element 0. PHA, PAT, DSP and PRE rows keep the elements the caller asks
+ *     for; TP, TT and unrecognised ids become "marks" (id, first two elements) for the file-level
+ *     checks; IS, CDI and AIR are passed over.
+ *
+ * Text is cut at the caller's chunk boundaries, so the running position, line and hierarchy
+ * travel in and out as a state tuple (see STATE_FIELDS). Bytes of a Latin-1 file are written out
+ * as UTF-8 when asked.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KINDS 4 /* PHA, PAT, DSP, PRE: the rows with elements; marks are separate */
+#define MAX_ELEMENTS 64
+#define MAX_CHUNK ((Py_ssize_t)512 << 20)
+
+enum { PHA, PAT, DSP, PRE };
+
+/* ---- growable buffers ------------------------------------------------------------------- */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Buf;
+
+static int buf_grow(Buf *b, Py_ssize_t extra) {
+    Py_ssize_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = realloc(b->data, (size_t)cap);
+    if (!p) return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_reserve(Buf *b, Py_ssize_t extra) {
+    return b->len + extra <= b->cap ? 0 : buf_grow(b, extra);
+}
+
+static inline int buf_put(Buf *b, const void *src, Py_ssize_t n) {
+    if (buf_reserve(b, n) < 0) return -1;
+    memcpy(b->data + b->len, src, (size_t)n);
+    b->len += n;
+    return 0;
+}
+
+static void buf_free(Buf *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static PyObject *buf_bytes(Buf *b) { return PyBytes_FromStringAndSize(b->data ? b->data : "", b->len); }
+
+/* A string column in Arrow layout: int32 offsets, UTF-8 data, validity bitmap. */
+typedef struct {
+    Buf offsets, data, valid;
+    Py_ssize_t rows, nulls;
+} StrCol;
+
+static int strcol_init(StrCol *c) {
+    int32_t zero = 0;
+    memset(c, 0, sizeof *c);
+    return buf_put(&c->offsets, &zero, sizeof zero);
+}
+
+/* Short values are copied 16 bytes at a time (the buffer keeps 16 bytes of slack), which is
+ * most ASAP elements: dates, codes, identifiers. */
+#define SLACK 16
+
+/* Add value s[0..n) (NULL for none); bytes up to limit may be read. */
+static inline int strcol_add(StrCol *c, const char *s, Py_ssize_t n, const char *limit) {
+    Py_ssize_t bit = c->rows;
+    if (bit % 8 == 0) {
+        if (buf_reserve(&c->valid, 1) < 0) return -1;
+        c->valid.data[c->valid.len++] = 0;
+    }
+    if (s == NULL) {
+        c->nulls++;
+    } else {
+        c->valid.data[bit / 8] |= (char)(1 << (bit % 8));
+        if (buf_reserve(&c->data, n + SLACK) < 0) return -1;
+        char *out = c->data.data + c->data.len;
+        if (n <= SLACK && s + SLACK <= limit) {
+            memcpy(out, s, SLACK);
+        } else {
+            memcpy(out, s, (size_t)n);
+        }
+        c->data.len += n;
+    }
+    if (buf_reserve(&c->offsets, sizeof(int32_t)) < 0) return -1;
+    *(int32_t *)(c->offsets.data + c->offsets.len) = (int32_t)c->data.len;
+    c->offsets.len += sizeof(int32_t);
+    c->rows++;
+    return 0;
+}
+
+static void strcol_free(StrCol *c) {
+    buf_free(&c->offsets);
+    buf_free(&c->data);
+    buf_free(&c->valid);
+}
+
+static PyObject *strcol_tuple(StrCol *c) {
+    return Py_BuildValue("(NNNn)", buf_bytes(&c->data), buf_bytes(&c->offsets), buf_bytes(&c->valid), c->nulls);
+}
+
+/* ---- the rows of one kind ---------------------------------------------------------------- */
+/* Integer columns of every kind: pos (segment number in the file), line, offset and end in the
+ * stream, and the parent (PHA row for PAT; PAT row for DSP; DSP row for PRE; PHA position for a
+ * mark); DSP rows also carry their PHA row and whether an unreadable segment came after their PAT. */
+typedef struct {
+    int nkeep;
+    int keep[MAX_ELEMENTS];
+    StrCol cols[MAX_ELEMENTS];
+    Buf pos, line, off, end, parent, pha, unreadable;
+    Py_ssize_t rows;
+} Rows;
+
+static int rows_init(Rows *r, PyObject *keep) {
+    memset(r, 0, sizeof *r);
+    Py_ssize_t n = PySequence_Size(keep);
+    if (n < 0) return -1;
+    if (n > MAX_ELEMENTS) {
+        PyErr_SetString(PyExc_ValueError, "too many elements to keep");
+        return -1;
+    }
+    r->nkeep = (int)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_GetItem(keep, i);
+        if (!item) return -1;
+        long k = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (k < 1 || k >= MAX_ELEMENTS) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "element index out of range");
+            return -1;
+        }
+        r->keep[i] = (int)k;
+        if (strcol_init(&r->cols[i]) < 0) return -1;
+    }
+    return 0;
+}
+
+static void rows_free(Rows *r) {
+    for (int i = 0; i < r->nkeep; i++) strcol_free(&r->cols[i]);
+    buf_free(&r->pos);
+    buf_free(&r->line);
+    buf_free(&r->off);
+    buf_free(&r->end);
+    buf_free(&r->parent);
+    buf_free(&r->pha);
+    buf_free(&r->unreadable);
+}
+
+static PyObject *rows_tuple(Rows *r) {
+    PyObject *cols = PyTuple_New(r->nkeep);
+    if (!cols) return NULL;
+    for (int i = 0; i < r->nkeep; i++) {
+        PyObject *t = strcol_tuple(&r->cols[i]);
+        if (!t) {
+            Py_DECREF(cols);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(cols, i, t);
+    }
+    return Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", r->rows, "elements", cols,
+                         "pos", buf_bytes(&r->pos), "line", buf_bytes(&r->line), "off", buf_bytes(&r->off),
+                         "end", buf_bytes(&r->end), "parent", buf_bytes(&r->parent), "pha", buf_bytes(&r->pha),
+                         "unreadable", buf_bytes(&r->unreadable));
+}
+
+/* ---- one segment ------------------------------------------------------------------------- */
+typedef struct {
+    const char *text;             /* the segment without CR/LF (UTF-8): the input itself, or scratch */
+    Py_ssize_t len;
+    const char *limit;            /* the end of readable memory after text (input or scratch) */
+    Buf scratch;                  /* used when CR/LF sit inside the segment, or Latin-1 needs UTF-8 */
+    Py_ssize_t start[MAX_ELEMENTS + 1]; /* element k is text[start[k] .. start[k+1]-1) */
+    int n;                        /* elements seen (capped at MAX_ELEMENTS) */
+} Segment;
+
+/* Eight bytes at a time: a mask with the high bit set in each byte of v equal to b. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline uint64_t bytes_equal(uint64_t v, unsigned char b) {
+    uint64_t x = v ^ (ONES * b);
+    return (x - ONES) & ~x & HIGHS;
+}
+
+static inline uint64_t load8(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void split_elements(Segment *s, char sep) {
+    const unsigned char *t = (const unsigned char *)s->text;
+    Py_ssize_t k = 0;
+    s->start[0] = 0;
+    s->n = 1;
+    for (; k + 8 <= s->len && s->n < MAX_ELEMENTS; k += 8) {
+        uint64_t m = bytes_equal(load8(t + k), (unsigned char)sep);
+        /* bytes_equal may flag a byte after a true match (borrow); check each candidate */
+        while (m && s->n < MAX_ELEMENTS) {
+            int b = __builtin_ctzll(m) / 8;
+            if (t[k + b] == (unsigned char)sep) s->start[s->n++] = k + b + 1;
+            m &= m - 1;
+        }
+    }
+    for (; k < s->len; k++)
+        if (t[k] == (unsigned char)sep && s->n < MAX_ELEMENTS) s->start[s->n++] = k + 1;
+    s->start[s->n] = s->len + 1; /* the last element ends at the end of the text */
+}
+
+/* Whether raw[0..len) holds a CR or LF, or (for Latin-1) a byte that needs re-encoding. */
+static int needs_cleaning(const unsigned char *raw, Py_ssize_t len, int latin1) {
+    Py_ssize_t k = 0;
+    uint64_t high = latin1 ? HIGHS : 0;
+    for (; k + 8 <= len; k += 8) {
+        uint64_t v = load8(raw + k);
+        if (bytes_equal(v, '\n') | bytes_equal(v, '\r') | (v & high)) break;
+    }
+    for (; k < len; k++) {
+        unsigned char c = raw[k];
+        if (c == '\n' || c == '\r' || (latin1 && c >= 0x80)) return 1;
+    }
+    return 0;
+}
+
+/* Point the segment at raw[0..len) when it is clean, else at a cleaned copy. Returns the number
+ * of line ends inside the segment, or -1 when out of memory. */
+static long long take_segment(Segment *s, const unsigned char *raw, Py_ssize_t len, const unsigned char *end,
+                              char sep, int latin1) {
+    if (!needs_cleaning(raw, len, latin1)) {
+        s->text = (const char *)raw;
+        s->len = len;
+        s->limit = (const char *)end;
+        split_elements(s, sep);
+        return 0;
+    }
+    long long newlines = 0;
+    s->scratch.len = 0;
+    if (buf_reserve(&s->scratch, 2 * len + SLACK) < 0) return -1;
+    char *out = s->scratch.data;
+    Py_ssize_t m = 0;
+    for (Py_ssize_t k = 0; k < len; k++) {
+        unsigned char c = raw[k];
+        if (c == '\n') {
+            newlines++;
+        } else if (c == '\r') {
+            continue;
+        } else if (latin1 && c >= 0x80) {
+            out[m++] = (char)(0xC0 | (c >> 6));
+            out[m++] = (char)(0x80 | (c & 0x3F));
+        } else {
+            out[m++] = (char)c;
+        }
+    }
+    s->text = out;
+    s->len = m;
+    s->limit = out + s->scratch.cap;
+    split_elements(s, sep);
+    return newlines;
+}
+
+/* Element k trimmed of spaces, or NULL when absent or empty. */
+static const char *element(const Segment *s, int k, Py_ssize_t *len) {
+    if (k >= s->n) return NULL;
+    const char *a = s->text + s->start[k];
+    const char *b = s->text + s->start[k + 1] - 1; /* one past the end, before the separator */
+    while (a < b && *a == ' ') a++;
+    while (b > a && b[-1] == ' ') b--;
+    *len = b - a;
+    return *len ? a : NULL;
+}
+
+/* The state that travels between chunks, in this order. */
+enum {
+    S_SEGMENT, S_LINE, S_OFFSET, S_PHA_ROWS, S_PAT_ROWS, S_DSP_ROWS, S_PRE_ROWS, S_PHA_ROW, S_PHA_POS,
+    S_PAT_ROW, S_DSP_BEFORE, S_UNREADABLE, STATE_FIELDS
+};
+
+typedef struct {
+    Rows rows[KINDS];
+    /* marks: TP, TT and unrecognised segments */
+    Buf mpos, mline, mpha;
+    StrCol mid, me1, me2;
+    Py_ssize_t marks;
+    long long st[STATE_FIELDS];
+} Scan;
+
+static inline int put_i32(Buf *b, long long v) {
+    if (buf_reserve(b, sizeof(int32_t)) < 0) return -1;
+    *(int32_t *)(b->data + b->len) = (int32_t)v;
+    b->len += sizeof(int32_t);
+    return 0;
+}
+
+static inline int put_i64(Buf *b, long long v) {
+    if (buf_reserve(b, sizeof(int64_t)) < 0) return -1;
+    *(int64_t *)(b->data + b->len) = (int64_t)v;
+    b->len += sizeof(int64_t);
+    return 0;
+}
+
+static int kind_of(const char *id, Py_ssize_t n) {
+    if (n != 3) return -1;
+    if (memcmp(id, "PHA", 3) == 0) return PHA;
+    if (memcmp(id, "PAT", 3) == 0) return PAT;
+    if (memcmp(id, "DSP", 3) == 0) return DSP;
+    if (memcmp(id, "PRE", 3) == 0) return PRE;
+    return -1;
+}
+
+static int passed_over(const char *id, Py_ssize_t n) {
+    return (n == 2 && memcmp(id, "IS", 2) == 0) || (n == 3 && (memcmp(id, "CDI", 3) == 0 || memcmp(id, "AIR", 3) == 0));
+}
+
+static int is_trailer(const char *id, Py_ssize_t n) {
+    return n == 2 && (memcmp(id, "TP", 2) == 0 || memcmp(id, "TT", 2) == 0);
+}
+
+static int add_element(StrCol *c, const Segment *s, int k) {
+    Py_ssize_t len = 0;
+    const char *e = element(s, k, &len);
+    return strcol_add(c, e, len, s->limit);
+}
+
+static int finish_segment(Scan *sc, Segment *s, long long line, long long off, long long end) {
+    long long *st = sc->st;
+    st[S_SEGMENT]++;
+    long long pos = st[S_SEGMENT];
+    Py_ssize_t idlen = 0;
+    const char *id = element(s, 0, &idlen);
+    int kind = id ? kind_of(id, idlen) : -1;
+    long long dsp_before = st[S_DSP_BEFORE];
+    st[S_DSP_BEFORE] = -1;
+    if (kind < 0) {
+        if (id && passed_over(id, idlen)) return 0;
+        if (!(id && is_trailer(id, idlen))) st[S_UNREADABLE] = 1;
+        if (put_i32(&sc->mpos, pos) < 0 || put_i32(&sc->mline, line) < 0 || put_i32(&sc->mpha, st[S_PHA_POS]) < 0 ||
+            strcol_add(&sc->mid, id, idlen, s->limit) < 0 || add_element(&sc->me1, s, 1) < 0 || add_element(&sc->me2, s, 2) < 0)
+            return -1;
+        sc->marks++;
+        return 0;
+    }
+    Rows *r = &sc->rows[kind];
+    long long parent = -1, pha = -1, unreadable = 0, row;
+    switch (kind) {
+    case PHA:
+        row = st[S_PHA_ROWS]++;
+        st[S_PHA_ROW] = row;
+        st[S_PHA_POS] = pos;
+        st[S_PAT_ROW] = -1; /* a patient belongs to one pharmacy */
+        break;
+    case PAT:
+        row = st[S_PAT_ROWS]++;
+        parent = st[S_PHA_ROW];
+        st[S_PAT_ROW] = row;
+        st[S_UNREADABLE] = 0;
+        break;
+    case DSP:
+        row = st[S_DSP_ROWS]++;
+        parent = st[S_PAT_ROW];
+        pha = st[S_PHA_ROW];
+        unreadable = st[S_PAT_ROW] >= 0 && st[S_UNREADABLE];
+        st[S_DSP_BEFORE] = row;
+        break;
+    case PRE:
+        row = st[S_PRE_ROWS]++;
+        parent = dsp_before;
+        break;
+    }
+    for (int i = 0; i < r->nkeep; i++)
+        if (add_element(&r->cols[i], s, r->keep[i]) < 0) return -1;
+    int8_t u = (int8_t)unreadable;
+    if (put_i32(&r->pos, pos) < 0 || put_i32(&r->line, line) < 0 || put_i64(&r->off, off) < 0 ||
+        put_i64(&r->end, end) < 0 || put_i32(&r->parent, parent) < 0 || put_i32(&r->pha, pha) < 0 ||
+        buf_put(&r->unreadable, &u, 1) < 0)
+        return -1;
+    r->rows++;
+    return 0;
+}
+
+static void scan_free(Scan *sc) {
+    for (int k = 0; k < KINDS; k++) rows_free(&sc->rows[k]);
+    buf_free(&sc->mpos);
+    buf_free(&sc->mline);
+    buf_free(&sc->mpha);
+    strcol_free(&sc->mid);
+    strcol_free(&sc->me1);
+    strcol_free(&sc->me2);
+}
+
+/* scan(data, sep, term, latin1, final, keep, state) -> (tables, state); sep and term are one byte each
+ *   keep: four sequences of element numbers to keep, for PHA, PAT, DSP and PRE;
+ *   state: STATE_FIELDS integers (see the enum), as returned by the previous chunk;
+ *   final: the text after the last terminator is a segment too (a file cut short). */
+static PyObject *scan(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    char sep, term;
+    int latin1, final;
+    PyObject *keep, *state;
+    if (!PyArg_ParseTuple(args, "y*ccppOO", &data, &sep, &term, &latin1, &final, &keep, &state)) return NULL;
+    Scan sc;
+    Segment seg;
+    memset(&sc, 0, sizeof sc);
+    memset(&seg, 0, sizeof seg);
+    PyObject *result = NULL;
+    if (!PySequence_Check(keep) || PySequence_Size(keep) != KINDS) {
+        PyErr_SetString(PyExc_ValueError, "keep must list elements for PHA, PAT, DSP and PRE");
+        goto done;
+    }
+    if (!PySequence_Check(state) || PySequence_Size(state) != STATE_FIELDS) {
+        PyErr_SetString(PyExc_ValueError, "state has the wrong number of fields");
+        goto done;
+    }
+    for (int i = 0; i < STATE_FIELDS; i++) {
+        PyObject *v = PySequence_GetItem(state, i);
+        if (!v) goto done;
+        sc.st[i] = PyLong_AsLongLong(v);
+        Py_DECREF(v);
+        if (PyErr_Occurred()) goto done;
+    }
+    for (int k = 0; k < KINDS; k++) {
+        PyObject *ks = PySequence_GetItem(keep, k);
+        if (!ks) goto done;
+        int bad = rows_init(&sc.rows[k], ks);
+        Py_DECREF(ks);
+        if (bad < 0) goto done;
+    }
+    if (strcol_init(&sc.mid) < 0 || strcol_init(&sc.me1) < 0 || strcol_init(&sc.me2) < 0) goto nomem;
+
+    const unsigned char *p = data.buf;
+    Py_ssize_t n = data.len;
+    if (n > MAX_CHUNK) { /* keeps every column's int32 offsets in range, Latin-1 doubling included */
+        PyErr_SetString(PyExc_ValueError, "chunk larger than 512 MB");
+        goto done;
+    }
+    long long line = sc.st[S_LINE], base = sc.st[S_OFFSET];
+    int failed = 0, unterminated = 0;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t i = 0;
+    while (i < n && !failed) {
+        unsigned char ch = p[i];
+        if (ch == '\n') {
+            line++;
+            i++;
+            continue;
+        }
+        if (ch == '\r' || ch == (unsigned char)term) { /* between segments, or an empty segment */
+            i++;
+            continue;
+        }
+        const unsigned char *t = memchr(p + i, (unsigned char)term, (size_t)(n - i));
+        Py_ssize_t stop = t ? t - p : n;
+        if (!t && !final) {
+            unterminated = 1;
+            break;
+        }
+        long long inside = take_segment(&seg, p + i, stop - i, p + n, sep, latin1);
+        failed = inside < 0 || finish_segment(&sc, &seg, line, base + i, base + stop) < 0;
+        line += inside;
+        i = stop + 1;
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) goto nomem;
+    if (unterminated) {
+        PyErr_SetString(PyExc_ValueError, "chunk does not end at a segment terminator");
+        goto done;
+    }
+    sc.st[S_LINE] = line;
+    sc.st[S_OFFSET] = base + n;
+
+    PyObject *tables = PyTuple_New(KINDS + 1);
+    if (!tables) goto done;
+    for (int k = 0; k < KINDS; k++) {
+        PyObject *t = rows_tuple(&sc.rows[k]);
+        if (!t) {
+            Py_DECREF(tables);
+            goto done;
+        }
+        PyTuple_SET_ITEM(tables, k, t);
+    }
+    PyObject *marks = Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", sc.marks, "pos", buf_bytes(&sc.mpos),
+                                    "line", buf_bytes(&sc.mline), "pha_pos", buf_bytes(&sc.mpha), "id",
+                                    strcol_tuple(&sc.mid), "e1", strcol_tuple(&sc.me1), "e2", strcol_tuple(&sc.me2));
+    if (!marks) {
+        Py_DECREF(tables);
+        goto done;
+    }
+    PyTuple_SET_ITEM(tables, KINDS, marks);
+    PyObject *st = PyTuple_New(STATE_FIELDS);
+    if (!st) {
+        Py_DECREF(tables);
+        goto done;
+    }
+    for (int i = 0; i < STATE_FIELDS; i++) PyTuple_SET_ITEM(st, i, PyLong_FromLongLong(sc.st[i]));
+    result = PyTuple_Pack(2, tables, st);
+    Py_DECREF(tables);
+    Py_DECREF(st);
+    goto done;
+nomem:
+    if (!PyErr_Occurred()) PyErr_NoMemory();
+done:
+    buf_free(&seg.scratch);
+    scan_free(&sc);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, "Split ASAP text into Arrow-layout columns per segment kind (see the module source)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_asap_scan", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__asap_scan(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m) PyModule_AddIntConstant(m, "STATE_FIELDS", STATE_FIELDS);
+    return m;
+}

@@ -1,0 +1,281 @@
+"""Read ASAP files into Arrow tables of segments, one table per segment kind, in one pass.
+
+Delimiters come from the file itself (formats.md §1.2): the element separator is the character
+after ``TH``; the segment terminator is TH09. The file is streamed in chunks cut at a terminator,
+and each chunk is split by the native scanner (``_asap_scan.c``): CR/LF anywhere, padding around
+elements, several pharmacies per file and a last segment without its terminator are all handled
+there, and every PHA, PAT, DSP and PRE row arrives with its place in the hierarchy (the PAT of a
+DSP, the DSP a PRE follows), its segment number and the line it starts on. Trailers and
+unrecognised segments arrive as "marks" for the file-level checks.
+
+A file that is not UTF-8 is read as Latin-1 (and stored as UTF-8). Nothing here judges a record:
+the checks are SQL (``asap_records.sql``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pyarrow as pa
+
+from rxradar.ingest import _asap_scan
+
+SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
+HEADER_PROBE_BYTES = 4096
+CHUNK_BYTES = 32 * 1024 * 1024
+MAX_SEGMENT_BYTES = 1024 * 1024  # more than this without a terminator: TH09 is not the terminator
+BOM = b"\xef\xbb\xbf"
+NUL = b"\0"
+
+# The elements rxradar reads from each segment (formats.md §1.4-§1.6); the rest are passed over.
+ELEMENTS = {
+    "pha": (1, 2, 3, 4, 5, 7, 8, 9, 12),
+    "pat": (1, 2, 3, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21),
+    "dsp": (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 24, 25),
+    "pre": (1, 2, 5, 6, 11, 13, 14, 15),
+}
+KINDS = tuple(ELEMENTS)
+# What the scanner's parent column means for each kind (-1 when there is none).
+PARENT = {"pha": None, "pat": "pha_row", "dsp": "pat_row", "pre": "dsp_row"}
+TABLES = (*KINDS, "marks")
+
+
+class AsapFormatError(ValueError):
+    """The file as a whole cannot be read as ASAP (nothing from it is kept)."""
+
+    def __init__(self, source: str, reason: str, field: str = "TH"):
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Header:
+    version: str
+    control_number: str
+    created: datetime | None
+    sep: str
+    term: str
+    length: int  # bytes up to and including the TH segment's terminator (after any BOM/blank lines)
+    line: int  # the line the segment after TH starts on, or would
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """A file read into the batch's segment tables."""
+
+    path: Path
+    header: Header
+    file_no: int
+    segments: int  # TH to the last segment, as numbered in the file
+    latin1: bool  # read as Latin-1 (raw text for rejects is decoded the same way)
+
+
+def open_source(path: Path) -> IO[bytes]:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def read_header(head: bytes, source: str) -> Header:
+    """Separator from the character after ``TH``, terminator from TH09 (formats.md §1.2)."""
+    body = head[len(BOM):] if head.startswith(BOM) else head
+    body = body.lstrip(b" \t\r\n")
+    offset = len(head) - len(body)
+    text = body.decode("latin-1")
+    if not text.startswith("TH") or len(text) < 3:
+        raise AsapFormatError(source, "does not start with a TH segment; not an ASAP file")
+    sep = text[2]
+    if sep.isalnum() or sep.isspace():
+        raise AsapFormatError(source, f"element separator {sep!r} after TH is not a delimiter")
+    pos = 3
+    for _ in range(8):  # TH01..TH08
+        nxt = text.find(sep, pos)
+        if nxt < 0 or "\n" in text[pos:nxt]:
+            raise AsapFormatError(source, "TH segment has fewer than 9 elements")
+        pos = nxt + 1
+    if pos + 1 >= len(text):
+        raise AsapFormatError(source, "TH segment is truncated before TH09", "TH09")
+    term = text[pos]
+    if text[pos + 1] != term or term == sep or term.isalnum() or term.isspace():
+        raise AsapFormatError(source, f"TH09 segment terminator {term!r} is not followed by itself", "TH09")
+    elements = text[:pos].split(sep)
+    version = elements[1].strip().upper()
+    if version not in SUPPORTED_VERSIONS:
+        raise AsapFormatError(source, f"TH01 version {elements[1]!r} is not one of {', '.join(SUPPORTED_VERSIONS)}",
+                              "TH01")
+    length = offset + pos + 2
+    return Header(version, elements[2].strip(), _created(elements[5], elements[6]), sep, term, length,
+                  1 + head[:length].count(b"\n"))
+
+
+def _created(day: str, time: str) -> datetime | None:
+    digits = "".join(ch for ch in time if ch.isdigit())[:6].ljust(6, "0")
+    try:
+        return datetime.strptime(day.strip() + digits, "%Y%m%d%H%M%S")
+    except ValueError:
+        return None
+
+
+Sink = Callable[[str, pa.Table], None]  # (table name, rows of one chunk)
+
+
+class BatchScanner:
+    """Scans the files of one batch into ``sink``, numbering rows across the whole batch, so a
+    DSP's ``pat_row`` (and every other parent) is unique within the batch."""
+
+    def __init__(self, sink: Sink):
+        self.sink = sink
+        self.rows = dict.fromkeys(KINDS, 0)
+
+    def scan(self, path: Path, source: str, file_no: int) -> Scanned:
+        """Read one file into the sink. On AsapFormatError, rows of this file may already have
+        gone to the sink; the caller drops them by ``file_no``."""
+        try:
+            return self._scan(path, source, file_no)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise AsapFormatError(source, f"cannot be read: {exc}") from exc
+
+    def _scan(self, path: Path, source: str, file_no: int) -> Scanned:
+        with open_source(path) as f:
+            head = f.read(HEADER_PROBE_BYTES)
+            header = read_header(head, source)
+            sep, term = header.sep.encode("latin-1"), header.term.encode("latin-1")
+            keep = tuple(ELEMENTS[k] for k in KINDS)
+            # segment, line, offset, rows of each kind, current PHA row and position, current PAT
+            # row, the DSP just before, unreadable segment since the PAT (see _asap_scan.c)
+            state = (1, header.line, header.length, *(self.rows[k] for k in KINDS), -1, -1, -1, -1, 0)
+            latin1: bool | None = None
+            carry, offset = head[header.length:], header.length
+            while True:
+                more = f.read(CHUNK_BYTES)
+                block = carry + more
+                final = not more
+                if NUL in block:
+                    raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
+                                          "not a text file")
+                if latin1 is None and not block.isascii():
+                    latin1 = not _is_utf8(path)
+                cut = len(block) if final else block.rfind(term) + 1
+                if not final and cut == 0:
+                    if len(block) > MAX_SEGMENT_BYTES:
+                        raise AsapFormatError(source, f"no segment terminator {header.term!r} in "
+                                              f"{len(block):,} bytes from byte {offset}", "TH09")
+                    carry = block
+                    continue
+                tables, state = _asap_scan.scan(block[:cut], sep, term, bool(latin1), final, keep, state)
+                self._emit(tables, state, file_no)
+                offset += cut
+                carry = block[cut:]
+                if final:
+                    break
+        self.rows = {k: state[3 + i] for i, k in enumerate(KINDS)}
+        return Scanned(path, header, file_no, state[0], bool(latin1))
+
+    def _emit(self, tables: tuple, state: tuple, file_no: int) -> None:
+        for i, kind in enumerate(KINDS):
+            t = tables[i]
+            if t["rows"]:
+                self.sink(kind, _rows_table(kind, t, state[3 + i] - t["rows"], file_no))
+        marks = tables[-1]
+        if marks["rows"]:
+            n = marks["rows"]
+            self.sink("marks", pa.table(schema=schema("marks"), data={
+                "file_no": _constant(file_no, n), "pos": _ints(marks["pos"], n), "line": _ints(marks["line"], n),
+                "pha_pos": _nullable(_ints(marks["pha_pos"], n)), "id": _strings(marks["id"], n),
+                "e1": _strings(marks["e1"], n), "e2": _strings(marks["e2"], n)}))
+
+
+def schema(name: str) -> pa.Schema:
+    """Columns of a segment table ("marks" or a kind of ELEMENTS), as the scanner fills them."""
+    if name == "marks":
+        return pa.schema([("file_no", pa.int32()), ("pos", pa.int32()), ("line", pa.int32()),
+                          ("pha_pos", pa.int32()), ("id", pa.string()), ("e1", pa.string()), ("e2", pa.string())])
+    fields = [("row", pa.int32()), ("file_no", pa.int32()), ("pos", pa.int32()), ("line", pa.int32()),
+              ("off", pa.int64()), ("end", pa.int64())]
+    if PARENT[name]:
+        fields.append((PARENT[name], pa.int32()))
+    if name == "dsp":
+        fields += [("pha_row", pa.int32()), ("unreadable", pa.bool_())]
+    return pa.schema(fields + [(f"{name}{k:02d}", pa.string()) for k in ELEMENTS[name]])
+
+
+def _rows_table(kind: str, t: dict, first_row: int, file_no: int) -> pa.Table:
+    n = t["rows"]
+    columns = {"row": pa.array(np.arange(first_row, first_row + n, dtype=np.int32)), "file_no": _constant(file_no, n),
+               "pos": _ints(t["pos"], n), "line": _ints(t["line"], n),
+               "off": _ints(t["off"], n, pa.int64()), "end": _ints(t["end"], n, pa.int64())}
+    if PARENT[kind]:
+        columns[PARENT[kind]] = _nullable(_ints(t["parent"], n))
+    if kind == "dsp":
+        columns["pha_row"] = _nullable(_ints(t["pha"], n))
+        columns["unreadable"] = pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(t["unreadable"])]).cast(
+            pa.bool_())
+    for k, col in zip(ELEMENTS[kind], t["elements"]):
+        columns[f"{kind}{k:02d}"] = _strings(col, n)
+    return pa.table(columns, schema=schema(kind))
+
+
+def _constant(value: int, n: int) -> pa.Array:
+    return pa.array(np.full(n, value, dtype=np.int32))
+
+
+def _ints(buffer: bytes, n: int, kind: pa.DataType = pa.int32()) -> pa.Array:
+    return pa.Array.from_buffers(kind, n, [None, pa.py_buffer(buffer)])
+
+
+def _nullable(a: pa.Array) -> pa.Array:
+    """-1 (no parent) as NULL."""
+    values = a.to_numpy()
+    return pa.array(values, mask=values < 0)
+
+
+def _strings(col: tuple, n: int) -> pa.Array:
+    data, offsets, valid, nulls = col
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(valid), nulls)
+
+
+def _is_utf8(path: Path) -> bool:
+    """Whether the whole file decodes as UTF-8 (asked only of files with a non-ASCII byte)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open_source(path) as f:
+            while block := f.read(CHUNK_BYTES):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def raw_segments(scanned: Scanned, spans: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """The text of segments at these (offset, end) byte spans of the file, CR/LF removed.
+
+    One streaming pass over the file; nothing when nothing is asked."""
+    out: dict[tuple[int, int], str] = {}
+    wanted = sorted(spans)
+    if not wanted:
+        return out
+    encoding = "latin-1" if scanned.latin1 else "utf-8"
+    i, base, buffer = 0, 0, b""
+    with open_source(scanned.path) as f:
+        while i < len(wanted):
+            block = f.read(CHUNK_BYTES)
+            buffer += block
+            # spans wholly inside what has been read
+            while i < len(wanted) and (wanted[i][1] <= base + len(buffer) or not block):
+                start, end = wanted[i]
+                text = buffer[max(start - base, 0):max(end - base, 0)]
+                out[wanted[i]] = text.replace(b"\r", b"").replace(b"\n", b"").decode(encoding, "replace")
+                i += 1
+            if not block:
+                break
+            keep_from = min(wanted[i][0] - base, len(buffer)) if i < len(wanted) else len(buffer)
+            buffer, base = buffer[keep_from:], base + keep_from
+    return out
