@@ -88,11 +88,15 @@ static void sha_update(Sha256 *s, const unsigned char *p, size_t n) {
 
 static void sha_final(Sha256 *s, unsigned char out[32]) {
     uint64_t bits = s->length * 8;
-    unsigned char pad = 0x80, zero = 0, len[8];
-    sha_update(s, &pad, 1);
-    while (s->used != 56) sha_update(s, &zero, 1);
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(bits >> (56 - 8 * i));
-    sha_update(s, len, 8);
+    s->block[s->used++] = 0x80;
+    if (s->used > 56) { /* no room for the length: pad this block out and start another */
+        memset(s->block + s->used, 0, 64 - s->used);
+        compress(s->h, s->block);
+        s->used = 0;
+    }
+    memset(s->block + s->used, 0, 56 - s->used);
+    for (int i = 0; i < 8; i++) s->block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    compress(s->h, s->block);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (unsigned char)(s->h[i] >> 24);
         out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);

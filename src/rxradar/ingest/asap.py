@@ -8,6 +8,7 @@ Identifiers and NDCs are checked once per distinct value in Python.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,9 +131,10 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         engine.register("ndc_checks", ndc_checks(values["ndc"]))
         engine.execute("asap_patient_keys")
         keys = engine.query("SELECT pat_row, identity_key, id_key FROM asap_patient_keys")
-        engine.register("asap_patient_hashes", pa.table({
-            "pat_row": keys["pat_row"], "identity_id": keyed_hashes(key, keys["identity_key"]),
-            "id_hash": keyed_hashes(key, keys["id_key"])}))
+        with ThreadPoolExecutor(2) as pool:  # the native hash releases the GIL: one key per core
+            identity_id, id_hash = pool.map(lambda k: keyed_hashes(key, keys[k]), ("identity_key", "id_key"))
+        engine.register("asap_patient_hashes", pa.table({"pat_row": keys["pat_row"], "identity_id": identity_id,
+                                                         "id_hash": id_hash}))
         engine.execute("asap_records")
         engine.execute("asap_kept")
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
