@@ -145,7 +145,10 @@ flagged AS (
             flag(has_pat AND unreadable, 26) AS problem_bits
     FROM typed
 )
-SELECT *,
+-- What later statements read (dispensations, identities, providers, rejects, counts): the raw
+-- text behind typed values and the inputs of the checks stay behind.
+SELECT * EXCLUDE (dsp03, dsp04, dsp05, dsp06, dsp07, dsp09, dsp10, dsp13, dsp17, unreadable, name_missing,
+                  birth_missing, pat19, pat_zero_report, npi_ok, dea_ok, legacy_partial, is_void, has_pat, ndc_status),
        NOT zero_report
        AND problem_bits & (SELECT coalesce(bit_or(1::BIGINT << bit), 0) FROM asap_rules WHERE severity = 'rejected') = 0
        AS kept
