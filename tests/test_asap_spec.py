@@ -31,6 +31,7 @@ from asap_builders import (
     wrap,
 )
 
+from rxradar.ingest import asap_scan
 from rxradar.ingest.asap_writer import (
     AsapDispensation,
     AsapFile,
@@ -198,6 +199,36 @@ def test_layout_variants_give_identical_rows(tmp_path, variant):
         assert outcome.status == "ingested", outcome.message
         assert _content(ws) == expected
     assert len(expected[0]) == 2 and expected[1][0]["identity_id"].startswith("hash(DOE|JANE")
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 333])
+@pytest.mark.parametrize("variant", ["crlf", "no-newline", "writer-untrimmed-backslash-crlf", "gzip"])
+def test_reading_in_small_chunks_gives_identical_rows_and_lines(tmp_path, monkeypatch, variant, chunk):
+    # Files are streamed in chunks cut at a terminator; the hierarchy, positions and lines carry
+    # across every cut (here cuts fall inside and between segments, CR/LF pairs and elements).
+    name, make = VARIANTS[variant]
+    source = put(tmp_path, name, make())
+    with Workspace(tmp_path / "whole") as whole:
+        ingest(whole, source)
+        expected = _content(whole), [(r["segment_number"], r["line"]) for r in rejects(whole)]
+    monkeypatch.setattr(asap_scan, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(asap_scan, "MAX_SEGMENT_BYTES", 200)
+    with Workspace(tmp_path / "chunks") as ws:
+        assert ingest(ws, source).status == "ingested"
+        assert (_content(ws), [(r["segment_number"], r["line"]) for r in rejects(ws)]) == expected
+
+
+def test_text_without_a_terminator_past_the_limit_fails_the_file_with_a_reason(ws, tmp_path, monkeypatch):
+    # A wrong TH09 leaves megabytes without a terminator; the reader stops rather than hold them.
+    monkeypatch.setattr(asap_scan, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(asap_scan, "MAX_SEGMENT_BYTES", 100)
+    records = [seg for k in range(40) for seg in (dsp(f"RX{k}"), PRE)]
+    text = wrap([PHA, PAT, *records]) + "PAT*" + "X" * 300 + "~\n"
+    assert len(text) > asap_scan.HEADER_PROBE_BYTES  # read in chunks after the header probe
+    outcome = ingest(ws, put(tmp_path, "long.txt", text))
+    assert outcome.status == "failed"
+    assert "no segment terminator" in outcome.message and "bytes from byte" in outcome.message
+    assert rows(ws, "SELECT count(*) AS n FROM dispensations") == [{"n": 0}]
 
 
 # --- several pharmacies, trailer counts ----------------------------------------------------------

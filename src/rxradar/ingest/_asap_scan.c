@@ -185,6 +185,7 @@ typedef struct {
     const char *text;             /* the segment without CR/LF (UTF-8): the input itself, or scratch */
     Py_ssize_t len;
     const char *limit;            /* the end of readable memory after text (input or scratch) */
+    char sep;
     Buf scratch;                  /* used when CR/LF sit inside the segment, or Latin-1 needs UTF-8 */
     Py_ssize_t start[MAX_ELEMENTS + 1]; /* element k is text[start[k] .. start[k+1]-1) */
     int n;                        /* elements seen (capped at MAX_ELEMENTS) */
@@ -240,14 +241,15 @@ static int needs_cleaning(const unsigned char *raw, Py_ssize_t len, int latin1) 
 }
 
 /* Point the segment at raw[0..len) when it is clean, else at a cleaned copy. Returns the number
- * of line ends inside the segment, or -1 when out of memory. */
+ * of line ends inside the segment, or -1 when out of memory. Elements are split later, and only
+ * for segments whose rows this call emits. */
 static long long take_segment(Segment *s, const unsigned char *raw, Py_ssize_t len, const unsigned char *end,
                               char sep, int latin1) {
     if (!needs_cleaning(raw, len, latin1)) {
         s->text = (const char *)raw;
         s->len = len;
         s->limit = (const char *)end;
-        split_elements(s, sep);
+        s->sep = sep;
         return 0;
     }
     long long newlines = 0;
@@ -271,11 +273,22 @@ static long long take_segment(Segment *s, const unsigned char *raw, Py_ssize_t l
     s->text = out;
     s->len = m;
     s->limit = out + s->scratch.cap;
-    split_elements(s, sep);
+    s->sep = sep;
     return newlines;
 }
 
-/* Element k trimmed of spaces, or NULL when absent or empty. */
+/* The segment id (element 0) trimmed of spaces, or NULL when empty; needs no split. */
+static const char *segment_id(const Segment *s, Py_ssize_t *len) {
+    const char *a = s->text, *end = s->text + s->len;
+    const char *b = memchr(a, s->sep, (size_t)s->len);
+    if (!b) b = end;
+    while (a < b && *a == ' ') a++;
+    while (b > a && b[-1] == ' ') b--;
+    *len = b - a;
+    return *len ? a : NULL;
+}
+
+/* Element k trimmed of spaces, or NULL when absent or empty (after split_elements). */
 static const char *element(const Segment *s, int k, Py_ssize_t *len) {
     if (k >= s->n) return NULL;
     const char *a = s->text + s->start[k];
@@ -298,6 +311,7 @@ typedef struct {
     Buf mpos, mline, mpha;
     StrCol mid, me1, me2;
     Py_ssize_t marks;
+    int emit; /* bit k: emit rows of kind k (PHA, PAT, DSP, PRE); bit KINDS: emit marks */
     long long st[STATE_FIELDS];
 } Scan;
 
@@ -343,13 +357,15 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
     st[S_SEGMENT]++;
     long long pos = st[S_SEGMENT];
     Py_ssize_t idlen = 0;
-    const char *id = element(s, 0, &idlen);
+    const char *id = segment_id(s, &idlen);
     int kind = id ? kind_of(id, idlen) : -1;
     long long dsp_before = st[S_DSP_BEFORE];
     st[S_DSP_BEFORE] = -1;
     if (kind < 0) {
         if (id && passed_over(id, idlen)) return 0;
         if (!(id && is_trailer(id, idlen))) st[S_UNREADABLE] = 1;
+        if (!(sc->emit & (1 << KINDS))) return 0;
+        split_elements(s, s->sep);
         if (put_i32(&sc->mpos, pos) < 0 || put_i32(&sc->mline, line) < 0 || put_i32(&sc->mpha, st[S_PHA_POS]) < 0 ||
             strcol_add(&sc->mid, id, idlen, s->limit) < 0 || add_element(&sc->me1, s, 1) < 0 || add_element(&sc->me2, s, 2) < 0)
             return -1;
@@ -383,6 +399,8 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
         parent = dsp_before;
         break;
     }
+    if (!(sc->emit & (1 << kind))) return 0;
+    split_elements(s, s->sep);
     for (int i = 0; i < r->nkeep; i++)
         if (add_element(&r->cols[i], s, r->keep[i]) < 0) return -1;
     int8_t u = (int8_t)unreadable;
@@ -404,8 +422,11 @@ static void scan_free(Scan *sc) {
     strcol_free(&sc->me2);
 }
 
-/* scan(data, sep, term, latin1, final, keep, state) -> (tables, state); sep and term are one byte each
+/* scan(data, sep, term, latin1, final, keep, state, emit) -> (tables, state); sep and term are one byte each
  *   keep: four sequences of element numbers to keep, for PHA, PAT, DSP and PRE;
+ *   emit: bit k set to emit rows of kind k (PHA, PAT, DSP, PRE), bit 4 for marks. Two calls over
+ *   the same chunk with complementary masks run on two threads: each follows the whole hierarchy
+ *   and returns the same state, but copies out only its own kinds' elements;
  *   state: STATE_FIELDS integers (see the enum), as returned by the previous chunk;
  *   final: the text after the last terminator is a segment too (a file cut short). */
 static PyObject *scan(PyObject *self, PyObject *args) {
@@ -413,11 +434,13 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     char sep, term;
     int latin1, final;
     PyObject *keep, *state;
-    if (!PyArg_ParseTuple(args, "y*ccppOO", &data, &sep, &term, &latin1, &final, &keep, &state)) return NULL;
+    int emit;
+    if (!PyArg_ParseTuple(args, "y*ccppOOi", &data, &sep, &term, &latin1, &final, &keep, &state, &emit)) return NULL;
     Scan sc;
     Segment seg;
     memset(&sc, 0, sizeof sc);
     memset(&seg, 0, sizeof seg);
+    sc.emit = emit;
     PyObject *result = NULL;
     if (!PySequence_Check(keep) || PySequence_Size(keep) != KINDS) {
         PyErr_SetString(PyExc_ValueError, "keep must list elements for PHA, PAT, DSP and PRE");

@@ -17,8 +17,10 @@ from __future__ import annotations
 import codecs
 import gzip
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import IO
 
@@ -42,6 +44,9 @@ ELEMENTS = {
     "pre": (1, 2, 5, 6, 11, 13, 14, 15),
 }
 KINDS = tuple(ELEMENTS)
+# The two halves of a chunk's work, one per core: DSP elements (about half of all) on one, PHA,
+# PAT, PRE and marks on the other; bit i is TABLES[i].
+EMIT = (0b00100, 0b11011)
 # What the scanner's parent column means for each kind (-1 when there is none).
 PARENT = {"pha": None, "pat": "pha_row", "dsp": "pat_row", "pre": "dsp_row"}
 TABLES = (*KINDS, "marks")
@@ -126,6 +131,12 @@ def _created(day: str, time: str) -> datetime | None:
 Sink = Callable[[str, pa.Table], None]  # (table name, rows of one chunk)
 
 
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads for the scanner, which releases the GIL while it works."""
+    return ThreadPoolExecutor(len(EMIT), thread_name_prefix="asap-scan")
+
+
 class BatchScanner:
     """Scans the files of one batch into ``sink``, numbering rows across the whole batch, so a
     DSP's ``pat_row`` (and every other parent) is unique within the batch."""
@@ -133,6 +144,9 @@ class BatchScanner:
     def __init__(self, sink: Sink):
         self.sink = sink
         self.rows = dict.fromkeys(KINDS, 0)
+        # Reused by every file of the batch: a chunk behind what the last one left (at most a
+        # segment, or the rest of the header probe).
+        self._buffer = bytearray(CHUNK_BYTES + max(MAX_SEGMENT_BYTES, HEADER_PROBE_BYTES))
 
     def scan(self, path: Path, source: str, file_no: int) -> Scanned:
         """Read one file into the sink. On AsapFormatError, rows of this file may already have
@@ -152,29 +166,38 @@ class BatchScanner:
             # row, the DSP just before, unreadable segment since the PAT (see _asap_scan.c)
             state = (1, header.line, header.length, *(self.rows[k] for k in KINDS), -1, -1, -1, -1, 0)
             latin1: bool | None = None
-            carry, offset = head[header.length:], header.length
-            while True:
-                more = f.read(CHUNK_BYTES)
-                block = carry + more
-                final = not more
-                if NUL in block:
-                    raise AsapFormatError(source, f"contains a NUL byte at byte {offset + block.index(NUL)}; "
-                                          "not a text file")
-                if latin1 is None and not block.isascii():
-                    latin1 = not _is_utf8(path)
-                cut = len(block) if final else block.rfind(term) + 1
-                if not final and cut == 0:
-                    if len(block) > MAX_SEGMENT_BYTES:
-                        raise AsapFormatError(source, f"no segment terminator {header.term!r} in "
-                                              f"{len(block):,} bytes from byte {offset}", "TH09")
-                    carry = block
-                    continue
-                tables, state = _asap_scan.scan(block[:cut], sep, term, bool(latin1), final, keep, state)
-                self._emit(tables, state, file_no)
-                offset += cut
-                carry = block[cut:]
-                if final:
-                    break
+            # One buffer for the whole file: the text after the last terminator of a chunk moves
+            # to its front and the next chunk is read in behind it (no copies of whole chunks).
+            buffer = self._buffer
+            carry = len(head) - header.length
+            buffer[:carry] = head[header.length:]
+            offset = header.length
+            with memoryview(buffer) as view:
+                while True:
+                    n = _fill(f, view[carry:carry + CHUNK_BYTES])
+                    total, final = carry + n, n == 0
+                    nul = buffer.find(NUL, 0, total)
+                    if nul >= 0:
+                        raise AsapFormatError(source, f"contains a NUL byte at byte {offset + nul}; not a text file")
+                    cut = total if final else buffer.rfind(term, 0, total) + 1
+                    if total - cut > MAX_SEGMENT_BYTES:
+                        raise AsapFormatError(source, f"no segment terminator {header.term!r} in {total - cut:,} "
+                                              f"bytes from byte {offset + cut}", "TH09")
+                    with view[:cut] as chunk:
+                        if latin1 is None and np.frombuffer(chunk, np.uint8).max(initial=0) >= 0x80:
+                            latin1 = not _is_utf8(path)
+                        # Two threads over the same chunk, each copying out half the elements (EMIT).
+                        halves = list(_pool().map(lambda emit: _asap_scan.scan(
+                            chunk, sep, term, bool(latin1), final, keep, state, emit), EMIT))
+                    state = halves[0][1]
+                    tables = tuple(next(h[0][i] for h, emit in zip(halves, EMIT) if emit & (1 << i))
+                                   for i in range(len(TABLES)))
+                    self._emit(tables, state, file_no)
+                    if final:
+                        break
+                    offset += cut
+                    carry = total - cut
+                    buffer[:carry] = buffer[cut:total]
         self.rows = {k: state[3 + i] for i, k in enumerate(KINDS)}
         return Scanned(path, header, file_no, state[0], bool(latin1))
 
@@ -220,6 +243,17 @@ def _rows_table(kind: str, t: dict, first_row: int, file_no: int) -> pa.Table:
     for k, col in zip(ELEMENTS[kind], t["elements"]):
         columns[f"{kind}{k:02d}"] = _strings(col, n)
     return pa.table(columns, schema=schema(kind))
+
+
+def _fill(f: IO[bytes], into: memoryview) -> int:
+    """Read until ``into`` is full or the file ends (a compressed stream may return less)."""
+    got = 0
+    while got < len(into):
+        n = f.readinto(into[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def _constant(value: int, n: int) -> pa.Array:
