@@ -26,7 +26,7 @@ from rxradar.workspace import IngestTransaction, Member
 # DSP13 in 4.0/4.1 is 01 = partial, 02 = not; from 4.2 it is a sequence 00, 01, 02...
 LEGACY_PARTIAL_VERSIONS = ("4.0", "4.1")
 SSN_QUALIFIER = "07"  # PAT02/PAT05 code for a Social Security number
-SCRATCH_TABLES = ("asap_rules", "asap_patient_keys", "asap_patients", "asap_rows", *(f"asap_{name}" for name in TABLES))
+SCRATCH_TABLES = ("asap_rules", "asap_rows", *(f"asap_{name}" for name in TABLES))
 
 __all__ = ["AsapFormatError", "AsapSummary", "Batch", "load"]
 
@@ -129,12 +129,7 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         values = {kind: distinct.filter(pc.equal(distinct["kind"], kind))["v"].to_pylist() for kind in ("id", "ndc")}
         engine.register("id_checks", id_checks(values["id"]))
         engine.register("ndc_checks", ndc_checks(values["ndc"]))
-        engine.execute("asap_patient_keys")
-        keys = engine.query("SELECT pat_row, identity_key, id_key FROM asap_patient_keys")
-        with ThreadPoolExecutor(2) as pool:  # the native hash releases the GIL: one key per core
-            identity_id, id_hash = pool.map(lambda k: keyed_hashes(key, keys[k]), ("identity_key", "id_key"))
-        engine.register("asap_patient_hashes", pa.table({"pat_row": keys["pat_row"], "identity_id": identity_id,
-                                                         "id_hash": id_hash}))
+        engine.register("asap_patients", _pseudonymised(engine.run("asap_patient_keys"), key))
         engine.execute("asap_records")
         engine.execute("asap_kept")
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
@@ -148,7 +143,7 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         raise AsapFormatError(files[0][1].source_name if len(files) == 1 else f"batch of {len(files)} files",
                               f"cannot be read as ASAP: {exc}".split("\n")[0]) from exc
     finally:
-        for name in ("id_checks", "ndc_checks", "asap_files", "asap_patient_hashes"):
+        for name in ("id_checks", "ndc_checks", "asap_files", "asap_patients"):
             try:
                 engine.unregister(name)
             except Exception:  # not registered if the load failed first
@@ -159,6 +154,14 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         m.records_read += c["records"]
         summaries[m.ingest_id] = AsapSummary(s.header, c["records"], c["zero_reports"], c["kept"])
     return summaries
+
+
+def _pseudonymised(patients: pa.Table, key: bytes) -> pa.Table:
+    """The patient table with its two keys replaced by their keyed hashes (identity_id, id_hash)."""
+    with ThreadPoolExecutor(2) as pool:  # the native hash releases the GIL: one key per core
+        identity_id, id_hash = pool.map(lambda k: keyed_hashes(key, patients[k]), ("identity_key", "id_key"))
+    return patients.drop_columns(["identity_key", "id_key"]).append_column("identity_id", identity_id) \
+        .append_column("id_hash", id_hash)
 
 
 def _write_providers(engine: Engine, tx: IngestTransaction) -> None:

@@ -1,9 +1,9 @@
--- The patients of the loaded ASAP files, one row per PAT segment, with the two keys that are
--- pseudonymised (keyed hashes, rxradar.privacy.keyed_hashes) before anything else reads them:
+-- The patients of the loaded ASAP files, one row per PAT segment, with the two keys that
+-- rxradar.ingest.asap replaces by their keyed hashes (rxradar.privacy.keyed_hashes) to make
+-- asap_patients, before anything else reads them:
 -- identity_key (name, birth date, sex, ZIP) and id_key (the patient ID; an SSN as its nine
 -- digits alone, as death records' SSNs are, so the two link deterministically).
 -- Inputs: segment table asap_pat (rxradar.ingest.asap_scan); macros from asap_macros.sql.
-CREATE OR REPLACE TEMP TABLE asap_patient_keys AS
 SELECT * EXCLUDE (pat03),
        -- The identity key: every part keeps its slot when empty, so fields never shift.
        concat_ws('|', coalesce(upper(pat07), ''), coalesce(upper(pat08), ''),
@@ -24,4 +24,4 @@ FROM (
            pat20, pat21,
            left(replace(pat16, '-', ''), 5) AS zip5
     FROM asap_pat
-);
+)

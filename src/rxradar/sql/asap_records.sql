@@ -1,13 +1,13 @@
--- Two tables from the loaded ASAP files: asap_patients, one row per PAT segment, pseudonymised
--- (asap_patient_keys.sql, hashed by rxradar.ingest.asap into asap_patient_hashes);
--- and asap_rows, one row per DSP segment with its pharmacy (PHA), patient (PAT) and prescriber
--- (PRE), typed and checked. Problems are bits of problem_bits (rules in asap_rules below); a
--- record breaking a 'rejected' rule is not kept. Patient text stays in asap_patients (written
--- once per patient, not once per fill), so asap_rows holds only what dispensations and checks need.
+-- asap_rows, one row per DSP segment of the loaded ASAP files with its pharmacy (PHA), patient
+-- (PAT) and prescriber (PRE), typed and checked. Problems are bits of problem_bits (rules in
+-- asap_rules below); a record breaking a 'rejected' rule is not kept. Patient text stays in
+-- asap_patients (one row per PAT, pseudonymised: asap_patient_keys.sql), so asap_rows holds only
+-- what dispensations and checks need.
 --
 -- Inputs: the segment tables asap_pha, asap_pat, asap_dsp, asap_pre (rxradar.ingest.asap_scan:
 -- one row per segment with its elements, its batch-wide row number, its segment number `pos` in
 -- its file, its line, and its parent's row: a PAT's PHA, a DSP's PAT and PHA, a PRE's DSP);
+-- asap_patients;
 -- table asap_files(file_no, ingest_id, source_file, asap_version, file_created, legacy_partial,
 -- tcn, segments) describing each file; tables id_checks(v, npi_ok, dea_ok, ncpdp_ok) and
 -- ndc_checks(v, ndc11, status) computed once per distinct value; variable asap_max_days;
@@ -45,10 +45,6 @@ SELECT * FROM (VALUES
     (25, 'PAT19', 'warning', 'gender code is not F, M or U; set to U'),
     (26, 'PAT', 'rejected', 'an unreadable segment stands between this DSP and its PAT; the patient is uncertain')
 ) AS r(bit, field, severity, reason);
-
-CREATE OR REPLACE TEMP TABLE asap_patients AS
-SELECT k.* EXCLUDE (identity_key, id_key), h.identity_id, h.id_hash
-FROM asap_patient_keys AS k JOIN asap_patient_hashes AS h USING (pat_row);
 
 CREATE OR REPLACE TEMP TABLE asap_rows AS
 WITH pha AS (
