@@ -31,7 +31,9 @@ from asap_builders import (
     wrap,
 )
 
-from rxradar.ingest import asap_scan
+from rxradar.ingest import asap, asap_scan
+from rxradar.ingest.pipeline import ingest_files
+from rxradar.settings import load as load_settings
 from rxradar.ingest.asap_writer import (
     AsapDispensation,
     AsapFile,
@@ -753,6 +755,29 @@ def test_failed_file_leaves_earlier_data_alone(ws, tmp_path):
     outcome = ingest(ws, put(tmp_path, "blob.bin", bytes(range(256))))
     assert outcome.status == "failed"
     assert len(dispensations(ws)) == 2
+
+
+@pytest.mark.parametrize("held_bytes", [1 << 30, 1], ids=["held in memory", "moved into the engine"])
+def test_a_bad_file_in_a_batch_leaves_nothing_and_the_others_go_in_whole(tmp_path, monkeypatch, held_bytes):
+    # One batch: two good files around one with a NUL byte after 40 good records, found only in
+    # a later chunk, when those records are already scanned. Rows move into the engine's tables
+    # once past Batch.HELD_BYTES; the bad file's rows stay in neither case.
+    monkeypatch.setattr(asap.Batch, "HELD_BYTES", held_bytes)
+    monkeypatch.setattr(asap_scan, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(asap_scan, "MAX_SEGMENT_BYTES", 200)
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    put(folder, "a.txt", wrap([PHA, PAT, dsp("RXA1"), PRE, dsp("RXA2"), PRE]))
+    bad = wrap([PHA, PAT, *(seg for k in range(40) for seg in (dsp(f"RXB{k}"), PRE))]) + "PAT*\0~\n"
+    assert bad.index("\0") > asap_scan.HEADER_PROBE_BYTES + 64
+    put(folder, "b.txt", bad)
+    put(folder, "c.txt", wrap([PHA, PAT, dsp("RXC1"), PRE], tcn="TCN3"))
+    with Workspace(tmp_path / "ws") as ws:
+        outcomes = ingest_files(ws, "asap", [folder], load_settings(workspace=ws.root))
+        assert [o.status for o in outcomes] == ["ingested", "failed", "ingested"]
+        assert "NUL byte" in outcomes[1].message
+        assert sorted(r["rx_number"] for r in dispensations(ws)) == ["RXA1", "RXA2", "RXC1"]
+        assert [o.records for o in outcomes] == [2, 0, 1]
 
 
 def test_dsp_after_an_unreadable_patient_segment_is_rejected_not_given_to_the_previous_patient(ws, tmp_path):

@@ -14,7 +14,8 @@
  *
  * Text is cut at the caller's chunk boundaries, so the running position, line and hierarchy
  * travel in and out as a state tuple (see STATE_FIELDS). Bytes of a Latin-1 file are written out
- * as UTF-8 when asked.
+ * as UTF-8 when asked. A Scanner keeps its rows over any number of chunks and files until they
+ * are taken, so a batch of many small files costs one set of tables, not one per file.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -124,7 +125,7 @@ typedef struct {
     int nkeep;
     int keep[MAX_ELEMENTS];
     StrCol cols[MAX_ELEMENTS];
-    Buf pos, line, off, end, parent, pha, unreadable;
+    Buf row, file_no, pos, line, off, end, parent, pha, unreadable;
     Py_ssize_t rows;
 } Rows;
 
@@ -154,6 +155,8 @@ static int rows_init(Rows *r, PyObject *keep) {
 
 static void rows_free(Rows *r) {
     for (int i = 0; i < r->nkeep; i++) strcol_free(&r->cols[i]);
+    buf_free(&r->row);
+    buf_free(&r->file_no);
     buf_free(&r->pos);
     buf_free(&r->line);
     buf_free(&r->off);
@@ -174,8 +177,8 @@ static PyObject *rows_tuple(Rows *r) {
         }
         PyTuple_SET_ITEM(cols, i, t);
     }
-    return Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", r->rows, "elements", cols,
-                         "pos", buf_bytes(&r->pos), "line", buf_bytes(&r->line), "off", buf_bytes(&r->off),
+    return Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", r->rows, "elements", cols,
+                         "row", buf_bytes(&r->row), "file_no", buf_bytes(&r->file_no), "pos", buf_bytes(&r->pos), "line", buf_bytes(&r->line), "off", buf_bytes(&r->off),
                          "end", buf_bytes(&r->end), "parent", buf_bytes(&r->parent), "pha", buf_bytes(&r->pha),
                          "unreadable", buf_bytes(&r->unreadable));
 }
@@ -308,9 +311,10 @@ enum {
 typedef struct {
     Rows rows[KINDS];
     /* marks: TP, TT and unrecognised segments */
-    Buf mpos, mline, mpha;
+    Buf mfile, mpos, mline, mpha;
     StrCol mid, me1, me2;
     Py_ssize_t marks;
+    int file_no; /* of the text being scanned */
     int emit; /* bit k: emit rows of kind k (PHA, PAT, DSP, PRE); bit KINDS: emit marks */
     long long st[STATE_FIELDS];
 } Scan;
@@ -366,7 +370,7 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
         if (!(id && is_trailer(id, idlen))) st[S_UNREADABLE] = 1;
         if (!(sc->emit & (1 << KINDS))) return 0;
         split_elements(s, s->sep);
-        if (put_i32(&sc->mpos, pos) < 0 || put_i32(&sc->mline, line) < 0 || put_i32(&sc->mpha, st[S_PHA_POS]) < 0 ||
+        if (put_i32(&sc->mfile, sc->file_no) < 0 || put_i32(&sc->mpos, pos) < 0 || put_i32(&sc->mline, line) < 0 || put_i32(&sc->mpha, st[S_PHA_POS]) < 0 ||
             strcol_add(&sc->mid, id, idlen, s->limit) < 0 || add_element(&sc->me1, s, 1) < 0 || add_element(&sc->me2, s, 2) < 0)
             return -1;
         sc->marks++;
@@ -404,7 +408,8 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
     for (int i = 0; i < r->nkeep; i++)
         if (add_element(&r->cols[i], s, r->keep[i]) < 0) return -1;
     int8_t u = (int8_t)unreadable;
-    if (put_i32(&r->pos, pos) < 0 || put_i32(&r->line, line) < 0 || put_i64(&r->off, off) < 0 ||
+    if (put_i32(&r->row, row) < 0 || put_i32(&r->file_no, sc->file_no) < 0 ||
+        put_i32(&r->pos, pos) < 0 || put_i32(&r->line, line) < 0 || put_i64(&r->off, off) < 0 ||
         put_i64(&r->end, end) < 0 || put_i32(&r->parent, parent) < 0 || put_i32(&r->pha, pha) < 0 ||
         buf_put(&r->unreadable, &u, 1) < 0)
         return -1;
@@ -414,6 +419,7 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
 
 static void scan_free(Scan *sc) {
     for (int k = 0; k < KINDS; k++) rows_free(&sc->rows[k]);
+    buf_free(&sc->mfile);
     buf_free(&sc->mpos);
     buf_free(&sc->mline);
     buf_free(&sc->mpha);
@@ -422,28 +428,86 @@ static void scan_free(Scan *sc) {
     strcol_free(&sc->me2);
 }
 
-/* scan(data, sep, term, latin1, final, keep, state, emit) -> (tables, state); sep and term are one byte each
+/* Empty the output buffers, keeping which elements are kept. */
+static int scan_reset(Scan *sc) {
+    int keep[KINDS][MAX_ELEMENTS], nkeep[KINDS];
+    for (int k = 0; k < KINDS; k++) {
+        nkeep[k] = sc->rows[k].nkeep;
+        memcpy(keep[k], sc->rows[k].keep, sizeof keep[k]);
+    }
+    int emit = sc->emit;
+    scan_free(sc);
+    memset(sc, 0, sizeof *sc);
+    sc->emit = emit;
+    for (int k = 0; k < KINDS; k++) {
+        sc->rows[k].nkeep = nkeep[k];
+        memcpy(sc->rows[k].keep, keep[k], sizeof keep[k]);
+        for (int i = 0; i < nkeep[k]; i++)
+            if (strcol_init(&sc->rows[k].cols[i]) < 0) return -1;
+    }
+    if (strcol_init(&sc->mid) < 0 || strcol_init(&sc->me1) < 0 || strcol_init(&sc->me2) < 0) return -1;
+    return 0;
+}
+
+/* ---- the Python type --------------------------------------------------------------------- */
+/* Scanner(keep, emit): rows accumulate over any number of scan() calls (chunks of one file, then
+ * other files) until take() hands them over, so a batch of many small files becomes one set of
+ * tables.
  *   keep: four sequences of element numbers to keep, for PHA, PAT, DSP and PRE;
- *   emit: bit k set to emit rows of kind k (PHA, PAT, DSP, PRE), bit 4 for marks. Two calls over
- *   the same chunk with complementary masks run on two threads: each follows the whole hierarchy
- *   and returns the same state, but copies out only its own kinds' elements;
- *   state: STATE_FIELDS integers (see the enum), as returned by the previous chunk;
- *   final: the text after the last terminator is a segment too (a file cut short). */
-static PyObject *scan(PyObject *self, PyObject *args) {
-    Py_buffer data;
-    char sep, term;
-    int latin1, final;
-    PyObject *keep, *state;
-    int emit;
-    if (!PyArg_ParseTuple(args, "y*ccppOOi", &data, &sep, &term, &latin1, &final, &keep, &state, &emit)) return NULL;
+ *   emit: bit k set to emit rows of kind k (PHA, PAT, DSP, PRE), bit 4 for marks. Two scanners
+ *   with complementary masks can scan the same chunk on two threads: each follows the whole
+ *   hierarchy and returns the same state, but copies out only its own kinds' elements. */
+typedef struct {
+    PyObject_HEAD
     Scan sc;
     Segment seg;
-    memset(&sc, 0, sizeof sc);
-    memset(&seg, 0, sizeof seg);
-    sc.emit = emit;
-    PyObject *result = NULL;
+    int busy; /* a scan is running with the GIL released */
+} Scanner;
+
+static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
+    PyObject *keep;
+    int emit;
+    if (!PyArg_ParseTuple(args, "Oi", &keep, &emit)) return -1;
     if (!PySequence_Check(keep) || PySequence_Size(keep) != KINDS) {
         PyErr_SetString(PyExc_ValueError, "keep must list elements for PHA, PAT, DSP and PRE");
+        return -1;
+    }
+    scan_free(&self->sc);
+    memset(&self->sc, 0, sizeof self->sc);
+    self->sc.emit = emit;
+    for (int k = 0; k < KINDS; k++) {
+        PyObject *ks = PySequence_GetItem(keep, k);
+        if (!ks) return -1;
+        int bad = rows_init(&self->sc.rows[k], ks);
+        Py_DECREF(ks);
+        if (bad < 0) return -1;
+    }
+    if (strcol_init(&self->sc.mid) < 0 || strcol_init(&self->sc.me1) < 0 || strcol_init(&self->sc.me2) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void Scanner_dealloc(Scanner *self) {
+    scan_free(&self->sc);
+    buf_free(&self->seg.scratch);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* scan(data, sep, term, latin1, final, state, file_no) -> state; sep and term are one byte each
+ *   state: STATE_FIELDS integers (see the enum), as returned for the previous chunk of the file;
+ *   final: the text after the last terminator is a segment too (a file cut short). */
+static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
+    Py_buffer data;
+    char sep, term;
+    int latin1, final, file_no;
+    PyObject *state;
+    if (!PyArg_ParseTuple(args, "y*ccppOi", &data, &sep, &term, &latin1, &final, &state, &file_no)) return NULL;
+    PyObject *result = NULL;
+    Scan *sc = &self->sc;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "scanner is already scanning");
         goto done;
     }
     if (!PySequence_Check(state) || PySequence_Size(state) != STATE_FIELDS) {
@@ -453,27 +517,21 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     for (int i = 0; i < STATE_FIELDS; i++) {
         PyObject *v = PySequence_GetItem(state, i);
         if (!v) goto done;
-        sc.st[i] = PyLong_AsLongLong(v);
+        sc->st[i] = PyLong_AsLongLong(v);
         Py_DECREF(v);
         if (PyErr_Occurred()) goto done;
     }
-    for (int k = 0; k < KINDS; k++) {
-        PyObject *ks = PySequence_GetItem(keep, k);
-        if (!ks) goto done;
-        int bad = rows_init(&sc.rows[k], ks);
-        Py_DECREF(ks);
-        if (bad < 0) goto done;
-    }
-    if (strcol_init(&sc.mid) < 0 || strcol_init(&sc.me1) < 0 || strcol_init(&sc.me2) < 0) goto nomem;
-
+    sc->file_no = file_no;
     const unsigned char *p = data.buf;
     Py_ssize_t n = data.len;
     if (n > MAX_CHUNK) { /* keeps every column's int32 offsets in range, Latin-1 doubling included */
         PyErr_SetString(PyExc_ValueError, "chunk larger than 512 MB");
         goto done;
     }
-    long long line = sc.st[S_LINE], base = sc.st[S_OFFSET];
+    long long line = sc->st[S_LINE], base = sc->st[S_OFFSET];
     int failed = 0, unterminated = 0;
+    Segment *seg = &self->seg;
+    self->busy = 1;
     Py_BEGIN_ALLOW_THREADS
     Py_ssize_t i = 0;
     while (i < n && !failed) {
@@ -493,66 +551,95 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             unterminated = 1;
             break;
         }
-        long long inside = take_segment(&seg, p + i, stop - i, p + n, sep, latin1);
-        failed = inside < 0 || finish_segment(&sc, &seg, line, base + i, base + stop) < 0;
+        long long inside = take_segment(seg, p + i, stop - i, p + n, sep, latin1);
+        failed = inside < 0 || finish_segment(sc, seg, line, base + i, base + stop) < 0;
         line += inside;
         i = stop + 1;
     }
     Py_END_ALLOW_THREADS
-    if (failed) goto nomem;
+    self->busy = 0;
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (unterminated) {
         PyErr_SetString(PyExc_ValueError, "chunk does not end at a segment terminator");
         goto done;
     }
-    sc.st[S_LINE] = line;
-    sc.st[S_OFFSET] = base + n;
-
-    PyObject *tables = PyTuple_New(KINDS + 1);
-    if (!tables) goto done;
-    for (int k = 0; k < KINDS; k++) {
-        PyObject *t = rows_tuple(&sc.rows[k]);
-        if (!t) {
-            Py_DECREF(tables);
-            goto done;
-        }
-        PyTuple_SET_ITEM(tables, k, t);
-    }
-    PyObject *marks = Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", sc.marks, "pos", buf_bytes(&sc.mpos),
-                                    "line", buf_bytes(&sc.mline), "pha_pos", buf_bytes(&sc.mpha), "id",
-                                    strcol_tuple(&sc.mid), "e1", strcol_tuple(&sc.me1), "e2", strcol_tuple(&sc.me2));
-    if (!marks) {
-        Py_DECREF(tables);
-        goto done;
-    }
-    PyTuple_SET_ITEM(tables, KINDS, marks);
-    PyObject *st = PyTuple_New(STATE_FIELDS);
-    if (!st) {
-        Py_DECREF(tables);
-        goto done;
-    }
-    for (int i = 0; i < STATE_FIELDS; i++) PyTuple_SET_ITEM(st, i, PyLong_FromLongLong(sc.st[i]));
-    result = PyTuple_Pack(2, tables, st);
-    Py_DECREF(tables);
-    Py_DECREF(st);
-    goto done;
-nomem:
-    if (!PyErr_Occurred()) PyErr_NoMemory();
+    sc->st[S_LINE] = line;
+    sc->st[S_OFFSET] = base + n;
+    result = PyTuple_New(STATE_FIELDS);
+    if (!result) goto done;
+    for (int k = 0; k < STATE_FIELDS; k++) PyTuple_SET_ITEM(result, k, PyLong_FromLongLong(sc->st[k]));
 done:
-    buf_free(&seg.scratch);
-    scan_free(&sc);
     PyBuffer_Release(&data);
     return result;
 }
 
-static PyMethodDef methods[] = {
-    {"scan", scan, METH_VARARGS, "Split ASAP text into Arrow-layout columns per segment kind (see the module source)."},
+/* take() -> (pha, pat, dsp, pre, marks): the rows scanned since the last take(), as dicts of
+ * Arrow-layout buffers; the scanner starts empty again. */
+static PyObject *Scanner_take(Scanner *self, PyObject *unused) {
+    Scan *sc = &self->sc;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "scanner is scanning");
+        return NULL;
+    }
+    PyObject *tables = PyTuple_New(KINDS + 1);
+    if (!tables) return NULL;
+    for (int k = 0; k < KINDS; k++) {
+        PyObject *t = rows_tuple(&sc->rows[k]);
+        if (!t) {
+            Py_DECREF(tables);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tables, k, t);
+    }
+    PyObject *marks = Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", sc->marks, "file_no",
+                                    buf_bytes(&sc->mfile), "pos", buf_bytes(&sc->mpos), "line", buf_bytes(&sc->mline),
+                                    "pha_pos", buf_bytes(&sc->mpha), "id", strcol_tuple(&sc->mid), "e1",
+                                    strcol_tuple(&sc->me1), "e2", strcol_tuple(&sc->me2));
+    if (!marks) {
+        Py_DECREF(tables);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(tables, KINDS, marks);
+    if (scan_reset(sc) < 0) {
+        Py_DECREF(tables);
+        return PyErr_NoMemory();
+    }
+    return tables;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)Scanner_scan, METH_VARARGS, "Scan one chunk of one file (see the module source)."},
+    {"take", (PyCFunction)Scanner_take, METH_NOARGS, "The rows scanned so far, as Arrow-layout buffers."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_asap_scan", NULL, -1, methods, NULL, NULL, NULL, NULL};
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rxradar.ingest._asap_scan.Scanner",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Splits ASAP text into Arrow-layout columns per segment kind.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_asap_scan", NULL, -1, NULL, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__asap_scan(void) {
+    if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (m) PyModule_AddIntConstant(m, "STATE_FIELDS", STATE_FIELDS);
+    if (!m) return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0 ||
+        PyModule_AddIntConstant(m, "STATE_FIELDS", STATE_FIELDS) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

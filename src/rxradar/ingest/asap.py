@@ -47,9 +47,9 @@ FILES_SCHEMA = pa.schema([("file_no", pa.int32()), ("ingest_id", pa.int64()), ("
 class Batch:
     """The segment tables of a batch of files, filled one file at a time.
 
-    Rows stay as Arrow tables, which the engine reads in place, until they pass
-    ``HELD_BYTES``; beyond that they move into the engine's own tables, which spill to disk, so
-    memory stays bounded on a file of any size.
+    Rows stay in the scanner, then as Arrow tables the engine reads in place, until they pass
+    ``HELD_BYTES`` of text; beyond that they move into the engine's own tables, which spill to
+    disk, so memory stays bounded on a file of any size.
     """
 
     HELD_BYTES = 1 << 30
@@ -57,34 +57,26 @@ class Batch:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._held: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
-        self._held_bytes = 0
         self._in_engine = False
-        self._scanner = BatchScanner(self._hold)
+        self._scanner = BatchScanner(self._move_to_engine, self.HELD_BYTES)
 
-    def _hold(self, name: str, rows: pa.Table) -> None:
-        self._held[name].append(rows)
-        self._held_bytes += rows.nbytes
-        if self._held_bytes > self.HELD_BYTES:
-            self._move_to_engine()
-
-    def _move_to_engine(self) -> None:
+    def _move_to_engine(self, taken: dict[str, pa.Table]) -> None:
         if not self._in_engine:
             for name in TABLES:
                 self.engine.create_table(f"asap_{name}", schema(name))
             self._in_engine = True
-        for name, held in self._held.items():
-            for rows in held:
+        for name in TABLES:
+            for rows in (*self._held[name], taken[name]):
                 self.engine.append(f"asap_{name}", rows)
-            held.clear()
-        self._held_bytes = 0
+            self._held[name].clear()
 
     def add(self, path: Path, source: str, file_no: int) -> Scanned:
         """Scan one file in; on AsapFormatError nothing of it stays in the batch."""
         try:
             return self._scanner.scan(path, source, file_no)
         except AsapFormatError:
-            for name, held in self._held.items():
-                held[:] = [t.filter(pc.not_equal(t["file_no"], file_no)) for t in held]
+            for name, rows in self._scanner.take().items():
+                self._held[name].append(rows.filter(pc.not_equal(rows["file_no"], file_no)))
             if self._in_engine:
                 for name in TABLES:
                     self.engine.query(f"DELETE FROM asap_{name} WHERE file_no = ?", [file_no])
@@ -92,11 +84,12 @@ class Batch:
 
     def expose(self) -> None:
         """Make every segment table visible to the engine as ``asap_<name>``."""
+        taken = self._scanner.take()
         if self._in_engine:
-            self._move_to_engine()
+            self._move_to_engine(taken)
             return
-        for name, held in self._held.items():
-            self.engine.register(f"asap_{name}", pa.concat_tables(held) if held else schema(name).empty_table())
+        for name in TABLES:
+            self.engine.register(f"asap_{name}", pa.concat_tables([*self._held[name], taken[name]]))
 
     def close(self) -> None:
         self.engine.query("DROP VIEW IF EXISTS asap_kept")

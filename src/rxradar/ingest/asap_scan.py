@@ -32,6 +32,7 @@ from rxradar.ingest import _asap_scan
 SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
 HEADER_PROBE_BYTES = 4096
 CHUNK_BYTES = 32 * 1024 * 1024
+SPLIT_BYTES = 1024 * 1024  # chunks at least this big are scanned by two threads
 MAX_SEGMENT_BYTES = 1024 * 1024  # more than this without a terminator: TH09 is not the terminator
 BOM = b"\xef\xbb\xbf"
 NUL = b"\0"
@@ -128,7 +129,7 @@ def _created(day: str, time: str) -> datetime | None:
         return None
 
 
-Sink = Callable[[str, pa.Table], None]  # (table name, rows of one chunk)
+Spill = Callable[[dict[str, pa.Table]], None]  # rows scanned so far, by table name
 
 
 @cache
@@ -138,36 +139,48 @@ def _pool() -> ThreadPoolExecutor:
 
 
 class BatchScanner:
-    """Scans the files of one batch into ``sink``, numbering rows across the whole batch, so a
-    DSP's ``pat_row`` (and every other parent) is unique within the batch."""
+    """Scans the files of one batch, numbering rows across the whole batch (so a DSP's ``pat_row``
+    and every other parent is unique within it) and keeping them in the native scanners until
+    :meth:`take`. Past ``spill_bytes`` of text, rows are handed to ``spill`` as they come, so
+    memory stays bounded on a file of any size."""
 
-    def __init__(self, sink: Sink):
-        self.sink = sink
+    def __init__(self, spill: Spill, spill_bytes: int):
+        self.spill, self.spill_bytes = spill, spill_bytes
         self.rows = dict.fromkeys(KINDS, 0)
+        keep = tuple(ELEMENTS[k] for k in KINDS)
+        # Large chunks are split across two threads (see EMIT); small files, the usual weekly
+        # submission, go through one scanner on the calling thread.
+        self._split = tuple(_asap_scan.Scanner(keep, emit) for emit in EMIT)
+        self._whole = _asap_scan.Scanner(keep, (1 << len(TABLES)) - 1)
+        self._pending = 0
         # Reused by every file of the batch: a chunk behind what the last one left (at most a
         # segment, or the rest of the header probe).
         self._buffer = bytearray(CHUNK_BYTES + max(MAX_SEGMENT_BYTES, HEADER_PROBE_BYTES))
 
     def scan(self, path: Path, source: str, file_no: int) -> Scanned:
-        """Read one file into the sink. On AsapFormatError, rows of this file may already have
-        gone to the sink; the caller drops them by ``file_no``."""
+        """Read one file. On AsapFormatError, rows of this file may already be scanned (or
+        spilled); the caller drops them by ``file_no``."""
         try:
             return self._scan(path, source, file_no)
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise AsapFormatError(source, f"cannot be read: {exc}") from exc
+
+    def take(self) -> dict[str, pa.Table]:
+        """Every row scanned since the last take, as one table per name of TABLES."""
+        parts = [scanner.take() for scanner in (*self._split, self._whole)]
+        self._pending = 0
+        return {name: pa.concat_tables([_table(name, p[i]) for p in parts])
+                for i, name in enumerate(TABLES)}
 
     def _scan(self, path: Path, source: str, file_no: int) -> Scanned:
         with open_source(path) as f:
             head = f.read(HEADER_PROBE_BYTES)
             header = read_header(head, source)
             sep, term = header.sep.encode("latin-1"), header.term.encode("latin-1")
-            keep = tuple(ELEMENTS[k] for k in KINDS)
             # segment, line, offset, rows of each kind, current PHA row and position, current PAT
             # row, the DSP just before, unreadable segment since the PAT (see _asap_scan.c)
             state = (1, header.line, header.length, *(self.rows[k] for k in KINDS), -1, -1, -1, -1, 0)
             latin1: bool | None = None
-            # One buffer for the whole file: the text after the last terminator of a chunk moves
-            # to its front and the next chunk is read in behind it (no copies of whole chunks).
             buffer = self._buffer
             carry = len(head) - header.length
             buffer[:carry] = head[header.length:]
@@ -186,13 +199,14 @@ class BatchScanner:
                     with view[:cut] as chunk:
                         if latin1 is None and np.frombuffer(chunk, np.uint8).max(initial=0) >= 0x80:
                             latin1 = not _is_utf8(path)
-                        # Two threads over the same chunk, each copying out half the elements (EMIT).
-                        halves = list(_pool().map(lambda emit: _asap_scan.scan(
-                            chunk, sep, term, bool(latin1), final, keep, state, emit), EMIT))
-                    state = halves[0][1]
-                    tables = tuple(next(h[0][i] for h, emit in zip(halves, EMIT) if emit & (1 << i))
-                                   for i in range(len(TABLES)))
-                    self._emit(tables, state, file_no)
+                        args = (chunk, sep, term, bool(latin1), final, state, file_no)
+                        if cut < SPLIT_BYTES:
+                            state = self._whole.scan(*args)
+                        else:
+                            state = list(_pool().map(lambda scanner: scanner.scan(*args), self._split))[0]
+                    self._pending += cut
+                    if self._pending > self.spill_bytes:
+                        self.spill(self.take())
                     if final:
                         break
                     offset += cut
@@ -201,20 +215,8 @@ class BatchScanner:
         self.rows = {k: state[3 + i] for i, k in enumerate(KINDS)}
         return Scanned(path, header, file_no, state[0], bool(latin1))
 
-    def _emit(self, tables: tuple, state: tuple, file_no: int) -> None:
-        for i, kind in enumerate(KINDS):
-            t = tables[i]
-            if t["rows"]:
-                self.sink(kind, _rows_table(kind, t, state[3 + i] - t["rows"], file_no))
-        marks = tables[-1]
-        if marks["rows"]:
-            n = marks["rows"]
-            self.sink("marks", pa.table(schema=schema("marks"), data={
-                "file_no": _constant(file_no, n), "pos": _ints(marks["pos"], n), "line": _ints(marks["line"], n),
-                "pha_pos": _nullable(_ints(marks["pha_pos"], n)), "id": _strings(marks["id"], n),
-                "e1": _strings(marks["e1"], n), "e2": _strings(marks["e2"], n)}))
 
-
+@cache
 def schema(name: str) -> pa.Schema:
     """Columns of a segment table ("marks" or a kind of ELEMENTS), as the scanner fills them."""
     if name == "marks":
@@ -229,20 +231,22 @@ def schema(name: str) -> pa.Schema:
     return pa.schema(fields + [(f"{name}{k:02d}", pa.string()) for k in ELEMENTS[name]])
 
 
-def _rows_table(kind: str, t: dict, first_row: int, file_no: int) -> pa.Table:
+def _table(name: str, t: dict) -> pa.Table:
+    """One table from the native scanner's buffers (wrapped, not copied)."""
     n = t["rows"]
-    columns = {"row": pa.array(np.arange(first_row, first_row + n, dtype=np.int32)), "file_no": _constant(file_no, n),
-               "pos": _ints(t["pos"], n), "line": _ints(t["line"], n),
-               "off": _ints(t["off"], n, pa.int64()), "end": _ints(t["end"], n, pa.int64())}
-    if PARENT[kind]:
-        columns[PARENT[kind]] = _nullable(_ints(t["parent"], n))
-    if kind == "dsp":
-        columns["pha_row"] = _nullable(_ints(t["pha"], n))
-        columns["unreadable"] = pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(t["unreadable"])]).cast(
-            pa.bool_())
-    for k, col in zip(ELEMENTS[kind], t["elements"]):
-        columns[f"{kind}{k:02d}"] = _strings(col, n)
-    return pa.table(columns, schema=schema(kind))
+    if name == "marks":
+        columns = [_ints(t["file_no"], n), _ints(t["pos"], n), _ints(t["line"], n), _nullable(_ints(t["pha_pos"], n)),
+                   _strings(t["id"], n), _strings(t["e1"], n), _strings(t["e2"], n)]
+        return pa.Table.from_arrays(columns, schema=schema(name))
+    columns = [_ints(t["row"], n), _ints(t["file_no"], n), _ints(t["pos"], n), _ints(t["line"], n),
+               _ints(t["off"], n, pa.int64()), _ints(t["end"], n, pa.int64())]
+    if PARENT[name]:
+        columns.append(_nullable(_ints(t["parent"], n)))
+    if name == "dsp":
+        columns += [_nullable(_ints(t["pha"], n)),
+                    pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(t["unreadable"])]).cast(pa.bool_())]
+    columns += [_strings(col, n) for col in t["elements"]]
+    return pa.Table.from_arrays(columns, schema=schema(name))
 
 
 def _fill(f: IO[bytes], into: memoryview) -> int:
@@ -254,10 +258,6 @@ def _fill(f: IO[bytes], into: memoryview) -> int:
             break
         got += n
     return got
-
-
-def _constant(value: int, n: int) -> pa.Array:
-    return pa.array(np.full(n, value, dtype=np.int32))
 
 
 def _ints(buffer: bytes, n: int, kind: pa.DataType = pa.int32()) -> pa.Array:
