@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS manifest (
     finished_at  TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS manifest_committed ON manifest(kind, sha256) WHERE status = 'committed';
+CREATE INDEX IF NOT EXISTS manifest_source ON manifest(kind, sha256);
 CREATE TABLE IF NOT EXISTS data_files (
     path       TEXT PRIMARY KEY,         -- relative to the workspace root
     table_name TEXT NOT NULL,
@@ -154,12 +155,21 @@ class Workspace:
 
     # -- audit -------------------------------------------------------------------------------
     def audit(self, actor: str, action: str, target: str | None = None, detail: dict | None = None) -> None:
-        self.meta.execute(
-            "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
-            [now(), actor, action, target, json.dumps(detail or {}, sort_keys=True)],
-        )
+        self.audit_many([(actor, action, target, detail)])
 
-    # -- writing -----------------------------------------------------------------------------
+    def audit_many(self, entries: list[tuple[str, str, str | None, dict | None]]) -> None:
+        """Several audit entries (actor, action, target, detail) in one transaction."""
+        at = now()
+        self.meta.execute("BEGIN IMMEDIATE")
+        try:
+            self.meta.executemany("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
+                                  [(at, actor, action, target, json.dumps(detail or {}, sort_keys=True))
+                                   for actor, action, target, detail in entries])
+        except BaseException:
+            self.meta.execute("ROLLBACK")
+            raise
+        self.meta.execute("COMMIT")
+
     @contextmanager
     def writer_lock(self) -> Iterator[None]:
         """One writer at a time; the lock is released by the OS if the process dies."""
@@ -194,6 +204,17 @@ class Workspace:
         """One transaction for several source files: each gets its own manifest entry, and all are
         committed together (so many small files cost one commit, not one each)."""
         members = []
+        self.meta.execute("BEGIN IMMEDIATE")  # one commit for the whole batch's entries
+        try:
+            members = self._register_sources(kind, sources)
+        except BaseException:
+            self.meta.execute("ROLLBACK")
+            raise
+        self.meta.execute("COMMIT")
+        return IngestTransaction(self, members)
+
+    def _register_sources(self, kind: str, sources: list[tuple[Path, str]]) -> list[Member]:
+        members = []
         for source, sha256 in sources:
             # A file that failed before is tried afresh: its old failure is replaced, not repeated.
             failed = [r[0] for r in self.meta.execute(
@@ -207,4 +228,4 @@ class Workspace:
                 [kind, source.name, str(source), sha256, source.stat().st_size, now()],
             )
             members.append(Member(int(cur.lastrowid), source.name))
-        return IngestTransaction(self, members)
+        return members

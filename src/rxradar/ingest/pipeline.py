@@ -71,8 +71,8 @@ def ingest_files(ws: Workspace, kind: str, paths: Iterable[Path], settings: Sett
             outcomes = _ingest_asap(ws, engine, files, settings, progress)
         else:
             outcomes = [_ingest_one(ws, engine, kind, path, settings, progress) for path in files]
-        for o in outcomes:
-            ws.audit("cli", f"ingest_{kind}", o.path.name, {"status": o.status, "ingest_id": o.ingest_id})
+        ws.audit_many([("cli", f"ingest_{kind}", o.path.name, {"status": o.status, "ingest_id": o.ingest_id})
+                       for o in outcomes])
     return outcomes
 
 
