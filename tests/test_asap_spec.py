@@ -757,12 +757,12 @@ def test_failed_file_leaves_earlier_data_alone(ws, tmp_path):
     assert len(dispensations(ws)) == 2
 
 
-@pytest.mark.parametrize("held_bytes", [1 << 30, 1], ids=["held in memory", "moved into the engine"])
-def test_a_bad_file_in_a_batch_leaves_nothing_and_the_others_go_in_whole(tmp_path, monkeypatch, held_bytes):
+@pytest.mark.parametrize("share", [8, 1 << 40], ids=["held in memory", "moved into the engine"])
+def test_a_bad_file_in_a_batch_leaves_nothing_and_the_others_go_in_whole(tmp_path, monkeypatch, share):
     # One batch: two good files around one with a NUL byte after 40 good records, found only in
     # a later chunk, when those records are already scanned. Rows move into the engine's tables
-    # once past Batch.HELD_BYTES; the bad file's rows stay in neither case.
-    monkeypatch.setattr(asap.Batch, "HELD_BYTES", held_bytes)
+    # once past a share of the memory limit; the bad file's rows stay in neither case.
+    monkeypatch.setattr(asap.Batch, "HELD_SHARE", share)
     monkeypatch.setattr(asap_scan, "CHUNK_BYTES", 64)
     monkeypatch.setattr(asap_scan, "MAX_SEGMENT_BYTES", 200)
     folder = tmp_path / "batch"

@@ -9,9 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
-import subprocess
-import sys
 from datetime import date, datetime
 from pathlib import Path
 
@@ -121,33 +118,15 @@ def test_empty_string_has_no_hash_in_the_pseudonymiser_or_the_native_hmac():
 
 
 @given(st.lists(st.one_of(st.none(), st.text(max_size=200)), max_size=40), st.binary(min_size=32, max_size=100),
-       st.integers(0, 5), st.sampled_from([1, 16, 32, 64]))
-@settings(max_examples=100, deadline=None)
-def test_native_hmac_is_hmac_sha256_on_any_text_key_and_slice(values, key, skip, hex_chars):
-    # Every message length crosses SHA-256's padding boundaries (55, 56, 64 bytes) somewhere here.
+       st.integers(0, 5), st.sampled_from([1, 16, 32, 64]), st.booleans())
+@settings(max_examples=150, deadline=None)
+def test_native_hmac_is_hmac_sha256_on_any_text_key_and_slice(values, key, skip, hex_chars, portable):
+    # Every message length crosses SHA-256's padding boundaries (55, 56, 64 bytes) somewhere here;
+    # both the CPU's SHA extensions (where present) and the portable rounds are checked.
     array = pa.array(values, pa.string()).slice(min(skip, len(values)))
     expected = [None if not v else hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:hex_chars]
                 for v in values[min(skip, len(values)):]]
-    assert keyed_hashes(key, array, hex_chars).to_pylist() == expected
-
-
-PORTABLE_CHECK = """
-import hashlib, hmac, pyarrow as pa
-from rxradar import _keyed_hash
-from rxradar.privacy import keyed_hashes
-assert _keyed_hash.SHA_EXTENSIONS == 0
-key = bytes(range(70))
-values = ["x" * n for n in range(1, 200)] + ["Zoë Ångström"]
-want = [hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
-assert keyed_hashes(key, pa.array(values), 64).to_pylist() == want
-"""
-
-
-def test_portable_sha256_is_right_where_the_cpu_has_no_sha_extensions():
-    # The module picks the CPU's SHA extensions when it has them; the portable rounds must agree.
-    env = {**os.environ, "RXRADAR_PORTABLE_SHA256": "1"}
-    done = subprocess.run([sys.executable, "-c", PORTABLE_CHECK], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert keyed_hashes(key, array, hex_chars, portable=portable).to_pylist() == expected
 
 
 def test_asap_ssn_and_death_record_ssn_hash_alike_so_they_link(tmp_path):

@@ -78,3 +78,14 @@ def test_readme_documents_every_setting():
         pytest.skip("README.md has no settings section yet")
     missing = [n for n in NAMES if n not in text and f"RXRADAR_{n.upper()}" not in text]
     assert missing == []
+
+
+@pytest.mark.parametrize("text, size", [("6GB", 6 * 10**9), ("512MB", 512 * 10**6), ("2GiB", 2 * 2**30),
+                                        ("1.5 GB", 1_500_000_000), ("100", 100)])
+def test_memory_limit_sizes_read_as_the_engine_reads_them(text, size):
+    assert settings.byte_size(text) == size
+
+
+def test_a_memory_limit_that_is_not_a_size_is_refused_when_settings_load():
+    with pytest.raises(ValueError, match="memory_limit 'lots'"):
+        settings.load(memory_limit="lots")

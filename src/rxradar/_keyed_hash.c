@@ -2,8 +2,8 @@
  * HMAC-SHA256 (RFC 2104, FIPS 180-4) over a column of strings, for pseudonymising identifiers
  * at ingest. The key's inner and outer pad states are computed once, so each value costs two
  * compression rounds when it is shorter than 56 bytes; the rounds run on the CPU's SHA
- * extensions where it has them (RXRADAR_PORTABLE_SHA256=1 forces the portable C rounds, which
- * the tests check too). Output is the first hex_chars lowercase
+ * extensions where it has them (the caller may ask for the portable C rounds, which the tests
+ * check too). Output is the first hex_chars lowercase
  * hex digits of each MAC, as rxradar.privacy.Pseudonymiser writes them; a NULL or empty value
  * has no hash (NULL), so an empty identifier never links two people. Tested against Python's
  * hmac module (tests/test_privacy.py).
@@ -11,10 +11,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
+typedef void (*Rounds)(uint32_t h[8], const unsigned char *block);
+
 typedef struct {
+    Rounds rounds; /* the compression function: portable C or the CPU's SHA extensions */
     uint32_t h[8];
     uint64_t length; /* bytes hashed so far */
     unsigned char block[64];
@@ -112,9 +114,10 @@ static int has_sha_ni(void) {
 #endif
 
 /* Chosen once when the module loads: the SHA extensions where the CPU has them. */
-static void (*compress)(uint32_t h[8], const unsigned char *p) = compress_portable;
+static Rounds fastest = compress_portable;
 
-static void sha_init(Sha256 *s) {
+static void sha_init(Sha256 *s, Rounds rounds) {
+    s->rounds = rounds;
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     memcpy(s->h, iv, sizeof iv);
@@ -131,7 +134,7 @@ static void sha_update(Sha256 *s, const unsigned char *p, size_t n) {
         p += take;
         n -= take;
         if (s->used == 64) {
-            compress(s->h, s->block);
+            s->rounds(s->h, s->block);
             s->used = 0;
         }
     }
@@ -142,12 +145,12 @@ static void sha_final(Sha256 *s, unsigned char out[32]) {
     s->block[s->used++] = 0x80;
     if (s->used > 56) { /* no room for the length: pad this block out and start another */
         memset(s->block + s->used, 0, 64 - s->used);
-        compress(s->h, s->block);
+        s->rounds(s->h, s->block);
         s->used = 0;
     }
     memset(s->block + s->used, 0, 56 - s->used);
     for (int i = 0; i < 8; i++) s->block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
-    compress(s->h, s->block);
+    s->rounds(s->h, s->block);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (unsigned char)(s->h[i] >> 24);
         out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
@@ -156,16 +159,18 @@ static void sha_final(Sha256 *s, unsigned char out[32]) {
     }
 }
 
-/* hmac_hex(data, offsets, validity, n, inner_pad, outer_pad, hex_chars) -> (hex, validity, nulls)
+/* hmac_hex(data, offsets, validity, n, inner_pad, outer_pad, hex_chars, portable) -> (hex, validity, nulls)
  *   data/offsets/validity: an Arrow string array's buffers (int32 offsets; validity may be None,
  *   and the array must start at offset 0); inner_pad/outer_pad: the 64-byte key pads (RFC 2104).
+ *   portable: use the portable rounds even where the CPU has SHA extensions (for tests).
  *   hex: n * hex_chars bytes; validity: a bitmap for the result. */
 static PyObject *hmac_hex(PyObject *self, PyObject *args) {
     Py_buffer data, offsets, inner, outer, valid = {0};
     PyObject *valid_obj;
     Py_ssize_t n;
-    int hex_chars;
-    if (!PyArg_ParseTuple(args, "y*y*Ony*y*i", &data, &offsets, &valid_obj, &n, &inner, &outer, &hex_chars))
+    int hex_chars, portable;
+    if (!PyArg_ParseTuple(args, "y*y*Ony*y*ip", &data, &offsets, &valid_obj, &n, &inner, &outer, &hex_chars,
+                          &portable))
         return NULL;
     PyObject *result = NULL, *hex = NULL, *bits = NULL;
     if (valid_obj != Py_None && PyObject_GetBuffer(valid_obj, &valid, PyBUF_SIMPLE) < 0) goto done;
@@ -184,11 +189,12 @@ static PyObject *hmac_hex(PyObject *self, PyObject *args) {
     const unsigned char *text = data.buf, *vin = valid.buf;
     Py_ssize_t nulls = 0;
     int bad = 0;
+    Rounds rounds = portable ? compress_portable : fastest;
     Py_BEGIN_ALLOW_THREADS
     Sha256 inner0, outer0;
-    sha_init(&inner0);
+    sha_init(&inner0, rounds);
     sha_update(&inner0, inner.buf, 64);
-    sha_init(&outer0);
+    sha_init(&outer0, rounds);
     sha_update(&outer0, outer.buf, 64);
     static const char digits[] = "0123456789abcdef";
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -239,9 +245,9 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_keyed_hash", NULL, 
 
 PyMODINIT_FUNC PyInit__keyed_hash(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (has_sha_ni() && !getenv("RXRADAR_PORTABLE_SHA256")) compress = compress_sha_ni;
+    if (has_sha_ni()) fastest = compress_sha_ni;
 #endif
     PyObject *m = PyModule_Create(&module);
-    if (m) PyModule_AddIntConstant(m, "SHA_EXTENSIONS", compress != compress_portable);
+    if (m) PyModule_AddIntConstant(m, "SHA_EXTENSIONS", fastest != compress_portable);
     return m;
 }

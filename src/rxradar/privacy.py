@@ -29,9 +29,11 @@ def key_pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded)
 
 
-def keyed_hashes(key: bytes, values: pa.Array | pa.ChunkedArray, hex_chars: int = HASH_HEX_CHARS) -> pa.StringArray:
+def keyed_hashes(key: bytes, values: pa.Array | pa.ChunkedArray, hex_chars: int = HASH_HEX_CHARS, *,
+                 portable: bool = False) -> pa.StringArray:
     """HMAC-SHA256 of each value, as :meth:`Pseudonymiser.hash` gives it (tested), at native
-    speed for a whole column; null and empty values have no hash."""
+    speed for a whole column; null and empty values have no hash. The CPU's SHA extensions are
+    used where present; ``portable`` asks for the plain C rounds (so tests check both)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = values.cast(pa.string())
@@ -43,7 +45,7 @@ def keyed_hashes(key: bytes, values: pa.Array | pa.ChunkedArray, hex_chars: int 
         return pa.nulls(n, pa.string())
     inner, outer = key_pads(key)
     digits, valid, nulls = _keyed_hash.hmac_hex(data if data is not None else b"", offsets, validity, n,
-                                                inner, outer, hex_chars)
+                                                inner, outer, hex_chars, portable)
     return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, (n + 1) * hex_chars, hex_chars, dtype=np.int32)),
                                        pa.py_buffer(digits), pa.py_buffer(valid), nulls)
 

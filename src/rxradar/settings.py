@@ -6,6 +6,7 @@ This is the only module that reads the environment.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,19 @@ def _check(settings: Settings) -> None:
                              f"{', '.join(k for k, v in known.items() if v == 'flag')}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
+    byte_size(settings.memory_limit)  # a size the engine understands, or a clear error now
+
+
+SIZE_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
+              "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
+
+
+def byte_size(text: str) -> int:
+    """Bytes in a size as the engine's memory_limit takes it: '6GB', '512MB', '1.5GiB'."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    if not match or match.group(2).upper() not in SIZE_UNITS:
+        raise ValueError(f"memory_limit {text!r} is not a size such as 6GB, 512MB or 2GiB")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).upper()])
 
 
 def choices(name: str) -> tuple[str, ...]:

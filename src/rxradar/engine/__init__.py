@@ -7,7 +7,7 @@ a DuckDB variable rather than formatted into the SQL text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
@@ -133,6 +133,14 @@ class Engine:
             raise EngineError(str(exc)) from exc
         finally:
             self._con.unregister("__append")
+
+    def function(self, name: str, fn: Callable[[pa.Array], pa.Array], params: list[str], returns: str) -> None:
+        """A scalar SQL function computed in Python on Arrow vectors (nulls included), until
+        :meth:`remove_function`."""
+        self._con.create_function(name, fn, params, returns, type="arrow", null_handling="special")
+
+    def remove_function(self, name: str) -> None:
+        self._con.remove_function(name)
 
     def drop(self, name: str) -> None:
         self._con.sql(f"DROP TABLE IF EXISTS {name}")

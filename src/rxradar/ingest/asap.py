@@ -8,7 +8,6 @@ Identifiers and NDCs are checked once per distinct value in Python.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from rxradar.workspace import IngestTransaction, Member
 # DSP13 in 4.0/4.1 is 01 = partial, 02 = not; from 4.2 it is a sequence 00, 01, 02...
 LEGACY_PARTIAL_VERSIONS = ("4.0", "4.1")
 SSN_QUALIFIER = "07"  # PAT02/PAT05 code for a Social Security number
-SCRATCH_TABLES = ("asap_rules", "asap_rows", *(f"asap_{name}" for name in TABLES))
+SCRATCH_TABLES = ("asap_rules", "asap_patients", "asap_rows", *(f"asap_{name}" for name in TABLES))
 
 __all__ = ["AsapFormatError", "AsapSummary", "Batch", "load"]
 
@@ -48,17 +47,17 @@ class Batch:
     """The segment tables of a batch of files, filled one file at a time.
 
     Rows stay in the scanner, then as Arrow tables the engine reads in place, until they pass
-    ``HELD_BYTES`` of text; beyond that they move into the engine's own tables, which spill to
-    disk, so memory stays bounded on a file of any size.
+    1/HELD_SHARE of the engine's memory limit in text; beyond that they move into the engine's own
+    tables, which spill to disk, so memory stays bounded on a file of any size.
     """
 
-    HELD_BYTES = 1 << 30
+    HELD_SHARE = 16
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, memory_limit: int):
         self.engine = engine
         self._held: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
         self._in_engine = False
-        self._scanner = BatchScanner(self._move_to_engine, self.HELD_BYTES)
+        self._scanner = BatchScanner(self._move_to_engine, memory_limit // self.HELD_SHARE)
 
     def _move_to_engine(self, taken: dict[str, pa.Table]) -> None:
         if not self._in_engine:
@@ -122,7 +121,8 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         values = {kind: distinct.filter(pc.equal(distinct["kind"], kind))["v"].to_pylist() for kind in ("id", "ndc")}
         engine.register("id_checks", id_checks(values["id"]))
         engine.register("ndc_checks", ndc_checks(values["ndc"]))
-        engine.register("asap_patients", _pseudonymised(engine.run("asap_patient_keys"), key))
+        engine.function("keyed_hash", lambda values: keyed_hashes(key, values), ["VARCHAR"], "VARCHAR")
+        engine.execute("asap_patients")
         engine.execute("asap_records")
         engine.execute("asap_kept")
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
@@ -136,7 +136,11 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         raise AsapFormatError(files[0][1].source_name if len(files) == 1 else f"batch of {len(files)} files",
                               f"cannot be read as ASAP: {exc}".split("\n")[0]) from exc
     finally:
-        for name in ("id_checks", "ndc_checks", "asap_files", "asap_patients"):
+        try:
+            engine.remove_function("keyed_hash")
+        except Exception:  # not defined if the load failed first
+            pass
+        for name in ("id_checks", "ndc_checks", "asap_files"):
             try:
                 engine.unregister(name)
             except Exception:  # not registered if the load failed first
@@ -147,14 +151,6 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         m.records_read += c["records"]
         summaries[m.ingest_id] = AsapSummary(s.header, c["records"], c["zero_reports"], c["kept"])
     return summaries
-
-
-def _pseudonymised(patients: pa.Table, key: bytes) -> pa.Table:
-    """The patient table with its two keys replaced by their keyed hashes (identity_id, id_hash)."""
-    with ThreadPoolExecutor(2) as pool:  # the native hash releases the GIL: one key per core
-        identity_id, id_hash = pool.map(lambda k: keyed_hashes(key, patients[k]), ("identity_key", "id_key"))
-    return patients.drop_columns(["identity_key", "id_key"]).append_column("identity_id", identity_id) \
-        .append_column("id_hash", id_hash)
 
 
 def _write_providers(engine: Engine, tx: IngestTransaction) -> None:

@@ -21,7 +21,7 @@ from rxradar.ingest.rejects import Parsed
 from rxradar.privacy import Pseudonymiser
 from rxradar.ingest.zip_counties import read_zip_counties
 from rxradar.schema import TABLES, conform
-from rxradar.settings import Settings
+from rxradar.settings import Settings, byte_size
 from rxradar.workspace import IngestTransaction, Workspace, file_sha256
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
     paths = {m.ingest_id: path for (path, _), m in zip(batch, members)}
     outcomes: list[FileOutcome] = []
     scanned = []
-    segments = asap.Batch(engine)
+    segments = asap.Batch(engine, byte_size(settings.memory_limit))
     try:
         for file_no, member in enumerate(members):
             try:
