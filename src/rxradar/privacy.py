@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rxradar import _keyed_hash
+
+if TYPE_CHECKING:
+    from rxradar.engine import Engine
 
 # 128 bits of the HMAC output are kept: collisions are negligible at PDMP scale (2^64 records
 # for an even chance) and the ids stay short in Parquet and URLs.
@@ -72,3 +77,14 @@ class Pseudonymiser:
                 h = seen[v] = self.hash(v)
             out.append(h)
         return out
+
+
+@contextmanager
+def keyed_hash_function(engine: Engine, key: bytes) -> Iterator[None]:
+    """SQL function ``keyed_hash(text)``, equal to :meth:`Pseudonymiser.hash` under ``key``,
+    while the block runs (the native HMAC, a vector of values at a time)."""
+    engine.function("keyed_hash", lambda values: keyed_hashes(key, values), ["VARCHAR"], "VARCHAR")
+    try:
+        yield
+    finally:
+        engine.remove_function("keyed_hash")

@@ -15,7 +15,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from rxradar.engine import Engine, sql_text
-from rxradar.privacy import key_pads
+from rxradar.privacy import keyed_hash_function
 from rxradar.indicators import Indicator, indicator_sql
 from rxradar.settings import choices
 
@@ -45,9 +45,8 @@ class Period:
 
 def resolve_persons(engine: Engine, key: bytes) -> int:
     """Temporary tables ``identity_persons`` and ``persons``; returns the number of persons."""
-    inner, outer = key_pads(key)
-    engine.set_variables(hmac_inner=inner, hmac_outer=outer)
-    engine.execute("persons")
+    with keyed_hash_function(engine, key):
+        engine.execute("persons")
     return int(engine.scalar("SELECT count(*) FROM persons"))
 
 

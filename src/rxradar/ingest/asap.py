@@ -18,7 +18,7 @@ from rxradar.engine import Engine, EngineError
 from rxradar.ingest.asap_checks import id_checks, ndc_checks
 from rxradar.ingest.asap_scan import TABLES, AsapFormatError, BatchScanner, Header, Scanned, raw_segments, schema
 from rxradar.ingest.rejects import WARNING
-from rxradar.privacy import keyed_hashes
+from rxradar.privacy import keyed_hash_function
 from rxradar.schema import PHARMACIES, PRESCRIBERS, REJECTS, conform
 from rxradar.workspace import IngestTransaction, Member
 
@@ -121,8 +121,8 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         values = {kind: distinct.filter(pc.equal(distinct["kind"], kind))["v"].to_pylist() for kind in ("id", "ndc")}
         engine.register("id_checks", id_checks(values["id"]))
         engine.register("ndc_checks", ndc_checks(values["ndc"]))
-        engine.function("keyed_hash", lambda values: keyed_hashes(key, values), ["VARCHAR"], "VARCHAR")
-        engine.execute("asap_patients")
+        with keyed_hash_function(engine, key):
+            engine.execute("asap_patients")
         engine.execute("asap_records")
         engine.execute("asap_kept")
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
@@ -136,10 +136,6 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         raise AsapFormatError(files[0][1].source_name if len(files) == 1 else f"batch of {len(files)} files",
                               f"cannot be read as ASAP: {exc}".split("\n")[0]) from exc
     finally:
-        try:
-            engine.remove_function("keyed_hash")
-        except Exception:  # not defined if the load failed first
-            pass
         for name in ("id_checks", "ndc_checks", "asap_files"):
             try:
                 engine.unregister(name)

@@ -2,8 +2,8 @@
 -- date and sex are one person. Names are compared on their letters only (upper case; spaces,
 -- hyphens, apostrophes and accents' base letters dropped), so "O'Brien" and "OBRIEN" agree. An
 -- identity missing any of the four fields cannot be matched and is a person of its own.
--- person_id is a keyed hash (HMAC-SHA256, the workspace key) of the match key: stable across
--- runs and never a raw identifier. Probabilistic resolution replaces this stage, not its outputs.
+-- person_id is a keyed hash (keyed_hash(): HMAC-SHA256 under the workspace key, registered by
+-- rxradar.analytics.patients) of the match key: stable across runs and never a raw identifier. Probabilistic resolution replaces this stage, not its outputs.
 CREATE OR REPLACE TEMP TABLE identity_persons AS
 WITH keyed AS (
     SELECT identity_id, ingest_id, birth_date, sex, zip,
@@ -15,8 +15,7 @@ SELECT identity_id,
     CASE WHEN last_key <> '' AND first_key <> '' AND birth_date IS NOT NULL AND sex IN ('F', 'M')
          THEN 'person|' || last_key || '|' || first_key || '|' || strftime(birth_date, '%Y-%m-%d') || '|' || sex
          ELSE 'identity|' || identity_id END AS match_key,
-    left(sha256(getvariable('hmac_outer') || unhex(sha256(getvariable('hmac_inner') || encode(match_key)))), 32)
-        AS person_id,
+    keyed_hash(match_key) AS person_id,
     CASE WHEN match_key LIKE 'person|%' THEN 'deterministic' ELSE 'unmatched' END AS method,
     ingest_id, birth_date, sex, zip
 FROM keyed;
