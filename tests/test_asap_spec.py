@@ -733,6 +733,9 @@ NOT_ASAP = {
     "terminator not doubled": ("single.txt", SAMPLE.replace("**~~", "**~", 1).encode(), "TH09", "TH09"),
     "TH truncated": ("short.txt", b"TH*4.2*TCN1*01", "TH", "TH"),
     "not really gzip": ("plain.txt.gz", SAMPLE.encode(), "TH", "cannot be read"),
+    # A Latin-1 byte as separator would split UTF-8 characters in half.
+    "non-ASCII separator": ("latin.txt", SAMPLE.replace("*", "\u00a6").encode("latin-1"), "TH", "separator"),
+    "non-ASCII terminator": ("latin.txt", SAMPLE.replace("~", "\u00f7").encode("latin-1"), "TH09", "TH09"),
 }
 
 

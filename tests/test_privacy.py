@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from rxradar.catalog import open_engine
 from rxradar.ingest.asap_writer import AsapDispensation, AsapFile, AsapPatient, AsapPharmacy, write_asap
 from rxradar.ingest.pipeline import ingest_files
+from rxradar import privacy
 from rxradar.privacy import HASH_HEX_CHARS, Pseudonymiser, keyed_hashes
 from rxradar.settings import Settings
 from rxradar.workspace import Workspace
@@ -127,6 +128,16 @@ def test_native_hmac_is_hmac_sha256_on_any_text_key_and_slice(values, key, skip,
     expected = [None if not v else hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:hex_chars]
                 for v in values[min(skip, len(values)):]]
     assert keyed_hashes(key, array, hex_chars, portable=portable).to_pylist() == expected
+
+
+def test_long_columns_are_hashed_in_slices_with_the_same_digests(monkeypatch):
+    # Digest offsets are int32: past HASH_SLICE values a column is hashed slice by slice.
+    key = bytes(range(32))
+    values = pa.array([None if i % 5 == 0 else f"value {i}" for i in range(23)])
+    whole = keyed_hashes(key, values).to_pylist()
+    monkeypatch.setattr(privacy, "HASH_SLICE", 4)
+    assert keyed_hashes(key, values).to_pylist() == whole
+    assert whole == [None if v is None else reference_hmac(key, v) for v in values.to_pylist()]
 
 
 def test_asap_ssn_and_death_record_ssn_hash_alike_so_they_link(tmp_path):

@@ -174,7 +174,7 @@ static PyObject *hmac_hex(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL, *hex = NULL, *bits = NULL;
     if (valid_obj != Py_None && PyObject_GetBuffer(valid_obj, &valid, PyBUF_SIMPLE) < 0) goto done;
-    if (inner.len != 64 || outer.len != 64 || hex_chars < 1 || hex_chars > 64 ||
+    if (n < 0 || n > PY_SSIZE_T_MAX / 64 || inner.len != 64 || outer.len != 64 || hex_chars < 1 || hex_chars > 64 ||
         offsets.len < (Py_ssize_t)sizeof(int32_t) * (n + 1) || (valid.buf && valid.len < (n + 7) / 8)) {
         PyErr_SetString(PyExc_ValueError, "bad arguments to hmac_hex");
         goto done;

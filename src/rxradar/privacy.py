@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 # for an even chance) and the ids stay short in Parquet and URLs.
 HASH_HEX_CHARS = 32
 SHA256_BLOCK = 64  # bytes; HMAC pads the key to the hash's block size (RFC 2104)
+HASH_SLICE = 1 << 24  # values hashed per native call: 16M x 64 hex digits stays within int32 offsets
 
 
 def key_pads(key: bytes) -> tuple[bytes, bytes]:
@@ -42,6 +43,9 @@ def keyed_hashes(key: bytes, values: pa.Array | pa.ChunkedArray, hex_chars: int 
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     values = values.cast(pa.string())
+    if len(values) > HASH_SLICE:  # the digests' int32 offsets stay in range
+        return pa.concat_arrays([keyed_hashes(key, values.slice(i, HASH_SLICE), hex_chars, portable=portable)
+                                 for i in range(0, len(values), HASH_SLICE)])
     n = len(values)
     if values.offset:  # the native code reads buffers from their start
         values = pc.take(values, pa.array(np.arange(n)))

@@ -26,6 +26,7 @@
 #define KINDS 4 /* PHA, PAT, DSP, PRE: the rows with elements; marks are separate */
 #define MAX_ELEMENTS 64
 #define MAX_CHUNK ((Py_ssize_t)512 << 20)
+#define TOO_LARGE (-2) /* a column would pass 2 GB before take(): distinct from out of memory */
 
 enum { PHA, PAT, DSP, PRE };
 
@@ -83,6 +84,7 @@ static int strcol_init(StrCol *c) {
 /* Add value s[0..n) (NULL for none); bytes up to limit may be read. */
 static inline int strcol_add(StrCol *c, const char *s, Py_ssize_t n, const char *limit) {
     Py_ssize_t bit = c->rows;
+    if (c->data.len + n > INT32_MAX - SLACK) return TOO_LARGE; /* Arrow string offsets are int32 */
     if (bit % 8 == 0) {
         if (buf_reserve(&c->valid, 1) < 0) return -1;
         c->valid.data[c->valid.len++] = 0;
@@ -370,9 +372,13 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
         if (!(id && is_trailer(id, idlen))) st[S_UNREADABLE] = 1;
         if (!(sc->emit & (1 << KINDS))) return 0;
         split_elements(s, s->sep);
-        if (put_i32(&sc->mfile, sc->file_no) < 0 || put_i32(&sc->mpos, pos) < 0 || put_i32(&sc->mline, line) < 0 || put_i32(&sc->mpha, st[S_PHA_POS]) < 0 ||
-            strcol_add(&sc->mid, id, idlen, s->limit) < 0 || add_element(&sc->me1, s, 1) < 0 || add_element(&sc->me2, s, 2) < 0)
+        if (put_i32(&sc->mfile, sc->file_no) < 0 || put_i32(&sc->mpos, pos) < 0 || put_i32(&sc->mline, line) < 0 ||
+            put_i32(&sc->mpha, st[S_PHA_POS]) < 0)
             return -1;
+        int rc = strcol_add(&sc->mid, id, idlen, s->limit);
+        if (rc == 0) rc = add_element(&sc->me1, s, 1);
+        if (rc == 0) rc = add_element(&sc->me2, s, 2);
+        if (rc < 0) return rc;
         sc->marks++;
         return 0;
     }
@@ -405,8 +411,10 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
     }
     if (!(sc->emit & (1 << kind))) return 0;
     split_elements(s, s->sep);
-    for (int i = 0; i < r->nkeep; i++)
-        if (add_element(&r->cols[i], s, r->keep[i]) < 0) return -1;
+    for (int i = 0; i < r->nkeep; i++) {
+        int rc = add_element(&r->cols[i], s, r->keep[i]);
+        if (rc < 0) return rc;
+    }
     int8_t u = (int8_t)unreadable;
     if (put_i32(&r->row, row) < 0 || put_i32(&r->file_no, sc->file_no) < 0 ||
         put_i32(&r->pos, pos) < 0 || put_i32(&r->line, line) < 0 || put_i64(&r->off, off) < 0 ||
@@ -468,6 +476,10 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     PyObject *keep;
     int emit;
     if (!PyArg_ParseTuple(args, "Oi", &keep, &emit)) return -1;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "scanner is scanning");
+        return -1;
+    }
     if (!PySequence_Check(keep) || PySequence_Size(keep) != KINDS) {
         PyErr_SetString(PyExc_ValueError, "keep must list elements for PHA, PAT, DSP and PRE");
         return -1;
@@ -552,12 +564,16 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
             break;
         }
         long long inside = take_segment(seg, p + i, stop - i, p + n, sep, latin1);
-        failed = inside < 0 || finish_segment(sc, seg, line, base + i, base + stop) < 0;
+        failed = inside < 0 ? -1 : finish_segment(sc, seg, line, base + i, base + stop);
         line += inside;
         i = stop + 1;
     }
     Py_END_ALLOW_THREADS
     self->busy = 0;
+    if (failed == TOO_LARGE) {
+        PyErr_SetString(PyExc_OverflowError, "a column passed 2 GB before take(); take rows more often");
+        goto done;
+    }
     if (failed) {
         PyErr_NoMemory();
         goto done;
@@ -570,7 +586,14 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
     sc->st[S_OFFSET] = base + n;
     result = PyTuple_New(STATE_FIELDS);
     if (!result) goto done;
-    for (int k = 0; k < STATE_FIELDS; k++) PyTuple_SET_ITEM(result, k, PyLong_FromLongLong(sc->st[k]));
+    for (int k = 0; k < STATE_FIELDS; k++) {
+        PyObject *v = PyLong_FromLongLong(sc->st[k]);
+        if (!v) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyTuple_SET_ITEM(result, k, v);
+    }
 done:
     PyBuffer_Release(&data);
     return result;

@@ -34,6 +34,7 @@ HEADER_PROBE_BYTES = 4096
 CHUNK_BYTES = 32 * 1024 * 1024
 SPLIT_BYTES = 1024 * 1024  # chunks at least this big are scanned by two threads
 MAX_SEGMENT_BYTES = 1024 * 1024  # more than this without a terminator: TH09 is not the terminator
+MAX_HELD_TEXT = 512 * 1024 * 1024  # text scanned before its rows must be taken (see BatchScanner)
 BOM = b"\xef\xbb\xbf"
 NUL = b"\0"
 
@@ -98,8 +99,9 @@ def read_header(head: bytes, source: str) -> Header:
     if not text.startswith("TH") or len(text) < 3:
         raise AsapFormatError(source, "does not start with a TH segment; not an ASAP file")
     sep = text[2]
-    if sep.isalnum() or sep.isspace():
-        raise AsapFormatError(source, f"element separator {sep!r} after TH is not a delimiter")
+    if sep.isalnum() or sep.isspace() or not sep.isascii():
+        raise AsapFormatError(source, f"element separator {sep!r} after TH is not a delimiter (an ASCII "
+                              "punctuation character)")
     pos = 3
     for _ in range(8):  # TH01..TH08
         nxt = text.find(sep, pos)
@@ -109,7 +111,7 @@ def read_header(head: bytes, source: str) -> Header:
     if pos + 1 >= len(text):
         raise AsapFormatError(source, "TH segment is truncated before TH09", "TH09")
     term = text[pos]
-    if text[pos + 1] != term or term == sep or term.isalnum() or term.isspace():
+    if text[pos + 1] != term or term == sep or term.isalnum() or term.isspace() or not term.isascii():
         raise AsapFormatError(source, f"TH09 segment terminator {term!r} is not followed by itself", "TH09")
     elements = text[:pos].split(sep)
     version = elements[1].strip().upper()
@@ -145,7 +147,9 @@ class BatchScanner:
     memory stays bounded on a file of any size."""
 
     def __init__(self, spill: Spill, spill_bytes: int):
-        self.spill, self.spill_bytes = spill, spill_bytes
+        # Rows are taken at least every MAX_HELD_TEXT bytes, whatever the memory: a column's
+        # int32 offsets must stay under 2 GB even when Latin-1 text doubles in UTF-8.
+        self.spill, self.spill_bytes = spill, min(spill_bytes, MAX_HELD_TEXT)
         self.rows = dict.fromkeys(KINDS, 0)
         keep = tuple(ELEMENTS[k] for k in KINDS)
         # Large chunks are split across two threads (see EMIT); small files, the usual weekly
