@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KINDS 4 /* PHA, PAT, DSP, PRE: the rows with elements; marks are separate */
+#define KINDS 4 /* PHA, PAT, DSP, PRE: the hierarchy */
+#define MARKS KINDS /* the table of TP, TT and unrecognised segments, after the kinds */
+#define TABLES (KINDS + 1)
 #define MAX_ELEMENTS 64
 #define MAX_CHUNK ((Py_ssize_t)512 << 20)
 #define TOO_LARGE (-2) /* a column would pass 2 GB before take(): distinct from out of memory */
@@ -120,9 +122,10 @@ static PyObject *strcol_tuple(StrCol *c) {
 }
 
 /* ---- the rows of one kind ---------------------------------------------------------------- */
-/* Integer columns of every kind: pos (segment number in the file), line, offset and end in the
- * stream, and the parent (PHA row for PAT; PAT row for DSP; DSP row for PRE; PHA position for a
- * mark); DSP rows also carry their PHA row and whether an unreadable segment came after their PAT. */
+/* Integer columns of every table: row (batch-wide, per kind; -1 for marks), file_no, pos (segment
+ * number in the file), line, offset and end in the stream, and the parent (PHA row for PAT; PAT
+ * row for DSP; DSP row for PRE; PHA position for a mark); DSP rows also carry their PHA row and
+ * whether an unreadable segment came after their PAT. Element 0 (the id) may be kept too. */
 typedef struct {
     int nkeep;
     int keep[MAX_ELEMENTS];
@@ -145,7 +148,7 @@ static int rows_init(Rows *r, PyObject *keep) {
         if (!item) return -1;
         long k = PyLong_AsLong(item);
         Py_DECREF(item);
-        if (k < 1 || k >= MAX_ELEMENTS) {
+        if (k < 0 || k >= MAX_ELEMENTS) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "element index out of range");
             return -1;
         }
@@ -168,6 +171,19 @@ static void rows_free(Rows *r) {
     buf_free(&r->unreadable);
 }
 
+/* Empty the buffers, keeping which elements are kept. */
+static int rows_clear(Rows *r) {
+    rows_free(r);
+    int nkeep = r->nkeep, keep[MAX_ELEMENTS];
+    memcpy(keep, r->keep, sizeof keep);
+    memset(r, 0, sizeof *r);
+    r->nkeep = nkeep;
+    memcpy(r->keep, keep, sizeof keep);
+    for (int i = 0; i < nkeep; i++)
+        if (strcol_init(&r->cols[i]) < 0) return -1;
+    return 0;
+}
+
 static PyObject *rows_tuple(Rows *r) {
     PyObject *cols = PyTuple_New(r->nkeep);
     if (!cols) return NULL;
@@ -180,8 +196,8 @@ static PyObject *rows_tuple(Rows *r) {
         PyTuple_SET_ITEM(cols, i, t);
     }
     return Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", r->rows, "elements", cols,
-                         "row", buf_bytes(&r->row), "file_no", buf_bytes(&r->file_no), "pos", buf_bytes(&r->pos), "line", buf_bytes(&r->line), "off", buf_bytes(&r->off),
-                         "end", buf_bytes(&r->end), "parent", buf_bytes(&r->parent), "pha", buf_bytes(&r->pha),
+                         "row", buf_bytes(&r->row), "file_no", buf_bytes(&r->file_no), "pos", buf_bytes(&r->pos),
+                         "line", buf_bytes(&r->line), "off", buf_bytes(&r->off), "end", buf_bytes(&r->end), "parent", buf_bytes(&r->parent), "pha", buf_bytes(&r->pha),
                          "unreadable", buf_bytes(&r->unreadable));
 }
 
@@ -311,13 +327,9 @@ enum {
 };
 
 typedef struct {
-    Rows rows[KINDS];
-    /* marks: TP, TT and unrecognised segments */
-    Buf mfile, mpos, mline, mpha;
-    StrCol mid, me1, me2;
-    Py_ssize_t marks;
+    Rows rows[TABLES]; /* PHA, PAT, DSP, PRE, then marks */
     int file_no; /* of the text being scanned */
-    int emit; /* bit k: emit rows of kind k (PHA, PAT, DSP, PRE); bit KINDS: emit marks */
+    int emit; /* bit k: emit rows of table k (PHA, PAT, DSP, PRE, marks) */
     long long st[STATE_FIELDS];
 } Scan;
 
@@ -358,6 +370,25 @@ static int add_element(StrCol *c, const Segment *s, int k) {
     return strcol_add(c, e, len, s->limit);
 }
 
+/* Append one row to table t, if this scanner emits it: the kept elements and the integers. */
+static int emit_row(Scan *sc, int t, Segment *s, long long row, long long parent, long long pha, int unreadable,
+                    long long pos, long long line, long long off, long long end) {
+    if (!(sc->emit & (1 << t))) return 0;
+    Rows *r = &sc->rows[t];
+    split_elements(s, s->sep);
+    for (int i = 0; i < r->nkeep; i++) {
+        int rc = add_element(&r->cols[i], s, r->keep[i]);
+        if (rc < 0) return rc;
+    }
+    int8_t u = (int8_t)unreadable;
+    if (put_i32(&r->row, row) < 0 || put_i32(&r->file_no, sc->file_no) < 0 || put_i32(&r->pos, pos) < 0 ||
+        put_i32(&r->line, line) < 0 || put_i64(&r->off, off) < 0 || put_i64(&r->end, end) < 0 ||
+        put_i32(&r->parent, parent) < 0 || put_i32(&r->pha, pha) < 0 || buf_put(&r->unreadable, &u, 1) < 0)
+        return -1;
+    r->rows++;
+    return 0;
+}
+
 static int finish_segment(Scan *sc, Segment *s, long long line, long long off, long long end) {
     long long *st = sc->st;
     st[S_SEGMENT]++;
@@ -370,20 +401,10 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
     if (kind < 0) {
         if (id && passed_over(id, idlen)) return 0;
         if (!(id && is_trailer(id, idlen))) st[S_UNREADABLE] = 1;
-        if (!(sc->emit & (1 << KINDS))) return 0;
-        split_elements(s, s->sep);
-        if (put_i32(&sc->mfile, sc->file_no) < 0 || put_i32(&sc->mpos, pos) < 0 || put_i32(&sc->mline, line) < 0 ||
-            put_i32(&sc->mpha, st[S_PHA_POS]) < 0)
-            return -1;
-        int rc = strcol_add(&sc->mid, id, idlen, s->limit);
-        if (rc == 0) rc = add_element(&sc->me1, s, 1);
-        if (rc == 0) rc = add_element(&sc->me2, s, 2);
-        if (rc < 0) return rc;
-        sc->marks++;
-        return 0;
+        return emit_row(sc, MARKS, s, -1, st[S_PHA_POS], -1, 0, pos, line, off, end);
     }
-    Rows *r = &sc->rows[kind];
-    long long parent = -1, pha = -1, unreadable = 0, row;
+    long long parent = -1, pha = -1, row = -1;
+    int unreadable = 0;
     switch (kind) {
     case PHA:
         row = st[S_PHA_ROWS]++;
@@ -409,60 +430,20 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
         parent = dsp_before;
         break;
     }
-    if (!(sc->emit & (1 << kind))) return 0;
-    split_elements(s, s->sep);
-    for (int i = 0; i < r->nkeep; i++) {
-        int rc = add_element(&r->cols[i], s, r->keep[i]);
-        if (rc < 0) return rc;
-    }
-    int8_t u = (int8_t)unreadable;
-    if (put_i32(&r->row, row) < 0 || put_i32(&r->file_no, sc->file_no) < 0 ||
-        put_i32(&r->pos, pos) < 0 || put_i32(&r->line, line) < 0 || put_i64(&r->off, off) < 0 ||
-        put_i64(&r->end, end) < 0 || put_i32(&r->parent, parent) < 0 || put_i32(&r->pha, pha) < 0 ||
-        buf_put(&r->unreadable, &u, 1) < 0)
-        return -1;
-    r->rows++;
-    return 0;
+    return emit_row(sc, kind, s, row, parent, pha, unreadable, pos, line, off, end);
 }
 
 static void scan_free(Scan *sc) {
-    for (int k = 0; k < KINDS; k++) rows_free(&sc->rows[k]);
-    buf_free(&sc->mfile);
-    buf_free(&sc->mpos);
-    buf_free(&sc->mline);
-    buf_free(&sc->mpha);
-    strcol_free(&sc->mid);
-    strcol_free(&sc->me1);
-    strcol_free(&sc->me2);
-}
-
-/* Empty the output buffers, keeping which elements are kept. */
-static int scan_reset(Scan *sc) {
-    int keep[KINDS][MAX_ELEMENTS], nkeep[KINDS];
-    for (int k = 0; k < KINDS; k++) {
-        nkeep[k] = sc->rows[k].nkeep;
-        memcpy(keep[k], sc->rows[k].keep, sizeof keep[k]);
-    }
-    int emit = sc->emit;
-    scan_free(sc);
-    memset(sc, 0, sizeof *sc);
-    sc->emit = emit;
-    for (int k = 0; k < KINDS; k++) {
-        sc->rows[k].nkeep = nkeep[k];
-        memcpy(sc->rows[k].keep, keep[k], sizeof keep[k]);
-        for (int i = 0; i < nkeep[k]; i++)
-            if (strcol_init(&sc->rows[k].cols[i]) < 0) return -1;
-    }
-    if (strcol_init(&sc->mid) < 0 || strcol_init(&sc->me1) < 0 || strcol_init(&sc->me2) < 0) return -1;
-    return 0;
+    for (int t = 0; t < TABLES; t++) rows_free(&sc->rows[t]);
 }
 
 /* ---- the Python type --------------------------------------------------------------------- */
 /* Scanner(keep, emit): rows accumulate over any number of scan() calls (chunks of one file, then
  * other files) until take() hands them over, so a batch of many small files becomes one set of
  * tables.
- *   keep: four sequences of element numbers to keep, for PHA, PAT, DSP and PRE;
- *   emit: bit k set to emit rows of kind k (PHA, PAT, DSP, PRE), bit 4 for marks. Two scanners
+ *   keep: five sequences of element numbers to keep (0 is the id), for PHA, PAT, DSP, PRE and
+ *   marks;
+ *   emit: bit t set to emit rows of table t (PHA, PAT, DSP, PRE, marks). Two scanners
  *   with complementary masks can scan the same chunk on two threads: each follows the whole
  *   hierarchy and returns the same state, but copies out only its own kinds' elements. */
 typedef struct {
@@ -480,23 +461,22 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "scanner is scanning");
         return -1;
     }
-    if (!PySequence_Check(keep) || PySequence_Size(keep) != KINDS) {
-        PyErr_SetString(PyExc_ValueError, "keep must list elements for PHA, PAT, DSP and PRE");
+    if (!PySequence_Check(keep) || PySequence_Size(keep) != TABLES) {
+        PyErr_SetString(PyExc_ValueError, "keep must list elements for PHA, PAT, DSP, PRE and marks");
         return -1;
     }
     scan_free(&self->sc);
     memset(&self->sc, 0, sizeof self->sc);
     self->sc.emit = emit;
-    for (int k = 0; k < KINDS; k++) {
-        PyObject *ks = PySequence_GetItem(keep, k);
+    for (int t = 0; t < TABLES; t++) {
+        PyObject *ks = PySequence_GetItem(keep, t);
         if (!ks) return -1;
-        int bad = rows_init(&self->sc.rows[k], ks);
+        int bad = rows_init(&self->sc.rows[t], ks);
         Py_DECREF(ks);
-        if (bad < 0) return -1;
-    }
-    if (strcol_init(&self->sc.mid) < 0 || strcol_init(&self->sc.me1) < 0 || strcol_init(&self->sc.me2) < 0) {
-        PyErr_NoMemory();
-        return -1;
+        if (bad < 0) {
+            if (!PyErr_Occurred()) PyErr_NoMemory();
+            return -1;
+        }
     }
     return 0;
 }
@@ -607,28 +587,16 @@ static PyObject *Scanner_take(Scanner *self, PyObject *unused) {
         PyErr_SetString(PyExc_RuntimeError, "scanner is scanning");
         return NULL;
     }
-    PyObject *tables = PyTuple_New(KINDS + 1);
+    PyObject *tables = PyTuple_New(TABLES);
     if (!tables) return NULL;
-    for (int k = 0; k < KINDS; k++) {
-        PyObject *t = rows_tuple(&sc->rows[k]);
-        if (!t) {
+    for (int t = 0; t < TABLES; t++) {
+        PyObject *rows = rows_tuple(&sc->rows[t]);
+        if (!rows || rows_clear(&sc->rows[t]) < 0) {
+            Py_XDECREF(rows);
             Py_DECREF(tables);
-            return NULL;
+            return PyErr_Occurred() ? NULL : PyErr_NoMemory();
         }
-        PyTuple_SET_ITEM(tables, k, t);
-    }
-    PyObject *marks = Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", sc->marks, "file_no",
-                                    buf_bytes(&sc->mfile), "pos", buf_bytes(&sc->mpos), "line", buf_bytes(&sc->mline),
-                                    "pha_pos", buf_bytes(&sc->mpha), "id", strcol_tuple(&sc->mid), "e1",
-                                    strcol_tuple(&sc->me1), "e2", strcol_tuple(&sc->me2));
-    if (!marks) {
-        Py_DECREF(tables);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(tables, KINDS, marks);
-    if (scan_reset(sc) < 0) {
-        Py_DECREF(tables);
-        return PyErr_NoMemory();
+        PyTuple_SET_ITEM(tables, t, rows);
     }
     return tables;
 }

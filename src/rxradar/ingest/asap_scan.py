@@ -46,6 +46,8 @@ ELEMENTS = {
     "pre": (1, 2, 5, 6, 11, 13, 14, 15),
 }
 KINDS = tuple(ELEMENTS)
+# Marks (TP, TT and unrecognised segments) keep their id and first two elements, for the checks.
+MARK_ELEMENTS = (0, 1, 2)
 # The two halves of a chunk's work, one per core: DSP elements (about half of all) on one, PHA,
 # PAT, PRE and marks on the other; bit i is TABLES[i].
 EMIT = (0b00100, 0b11011)
@@ -151,7 +153,7 @@ class BatchScanner:
         # int32 offsets must stay under 2 GB even when Latin-1 text doubles in UTF-8.
         self.spill, self.spill_bytes = spill, min(spill_bytes, MAX_HELD_TEXT)
         self.rows = dict.fromkeys(KINDS, 0)
-        keep = tuple(ELEMENTS[k] for k in KINDS)
+        keep = (*(ELEMENTS[k] for k in KINDS), MARK_ELEMENTS)
         # Large chunks are split across two threads (see EMIT); small files, the usual weekly
         # submission, go through one scanner on the calling thread.
         self._split = tuple(_asap_scan.Scanner(keep, emit) for emit in EMIT)
@@ -238,12 +240,13 @@ def schema(name: str) -> pa.Schema:
 def _table(name: str, t: dict) -> pa.Table:
     """One table from the native scanner's buffers (wrapped, not copied)."""
     n = t["rows"]
+    ints = {col: _ints(t[col], n, pa.int64() if col in ("off", "end") else pa.int32())
+            for col in ("row", "file_no", "pos", "line", "off", "end")}
     if name == "marks":
-        columns = [_ints(t["file_no"], n), _ints(t["pos"], n), _ints(t["line"], n), _nullable(_ints(t["pha_pos"], n)),
-                   _strings(t["id"], n), _strings(t["e1"], n), _strings(t["e2"], n)]
-        return pa.Table.from_arrays(columns, schema=schema(name))
-    columns = [_ints(t["row"], n), _ints(t["file_no"], n), _ints(t["pos"], n), _ints(t["line"], n),
-               _ints(t["off"], n, pa.int64()), _ints(t["end"], n, pa.int64())]
+        id_, e1, e2 = (_strings(col, n) for col in t["elements"])
+        return pa.Table.from_arrays([ints["file_no"], ints["pos"], ints["line"], _nullable(_ints(t["parent"], n)),
+                                     id_, e1, e2], schema=schema(name))
+    columns = list(ints.values())
     if PARENT[name]:
         columns.append(_nullable(_ints(t["parent"], n)))
     if name == "dsp":
