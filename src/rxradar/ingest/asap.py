@@ -46,16 +46,15 @@ FILES_SCHEMA = pa.schema([("file_no", pa.int32()), ("ingest_id", pa.int64()), ("
 class Batch:
     """The segment tables of a batch of files, filled one file at a time.
 
-    Rows stay in the scanner, then as Arrow tables the engine reads in place, until they pass
-    1/HELD_SHARE of the engine's memory limit in text; beyond that they move into the engine's own
-    tables, which spill to disk, so memory stays bounded on a file of any size.
+    Rows stay in the scanner until they pass 1/HELD_SHARE of the engine's memory limit in text,
+    then move into the engine's own tables, which spill to disk, so memory stays bounded on a file
+    of any size; a batch that never gets there is handed to the engine as Arrow, read in place.
     """
 
     HELD_SHARE = 16
 
     def __init__(self, engine: Engine, memory_limit: int):
         self.engine = engine
-        self._held: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
         self._in_engine = False
         self._scanner = BatchScanner(self._move_to_engine, memory_limit // self.HELD_SHARE)
 
@@ -65,20 +64,16 @@ class Batch:
                 self.engine.create_table(f"asap_{name}", schema(name))
             self._in_engine = True
         for name in TABLES:
-            for rows in (*self._held[name], taken[name]):
-                self.engine.append(f"asap_{name}", rows)
-            self._held[name].clear()
+            self.engine.append(f"asap_{name}", taken[name])
 
     def add(self, path: Path, source: str, file_no: int) -> Scanned:
         """Scan one file in; on AsapFormatError nothing of it stays in the batch."""
         try:
             return self._scanner.scan(path, source, file_no)
-        except AsapFormatError:
-            for name, rows in self._scanner.take().items():
-                self._held[name].append(rows.filter(pc.not_equal(rows["file_no"], file_no)))
-            if self._in_engine:
-                for name in TABLES:
-                    self.engine.query(f"DELETE FROM asap_{name} WHERE file_no = ?", [file_no])
+        except AsapFormatError:  # rare: what was scanned goes to the engine, which drops this file
+            self._move_to_engine(self._scanner.take())
+            for name in TABLES:
+                self.engine.query(f"DELETE FROM asap_{name} WHERE file_no = ?", [file_no])
             raise
 
     def expose(self) -> None:
@@ -88,7 +83,7 @@ class Batch:
             self._move_to_engine(taken)
             return
         for name in TABLES:
-            self.engine.register(f"asap_{name}", pa.concat_tables([*self._held[name], taken[name]]))
+            self.engine.register(f"asap_{name}", taken[name])
 
     def close(self) -> None:
         self.engine.query("DROP VIEW IF EXISTS asap_kept")
@@ -99,7 +94,6 @@ class Batch:
                 pass
         for table in SCRATCH_TABLES:
             self.engine.drop(table)
-        self._held = {name: [] for name in TABLES}
         self._in_engine = False
 
 
