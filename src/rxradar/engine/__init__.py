@@ -7,8 +7,7 @@ a DuckDB variable rather than formatted into the SQL text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -118,21 +117,11 @@ class Engine:
 
     def create_table(self, name: str, schema: pa.Schema) -> None:
         """An empty temporary table ``name`` with these columns (filled by :meth:`append`)."""
-        self._con.register("__empty", schema.empty_table())
-        try:
-            self._con.sql(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM __empty")
-        finally:
-            self._con.unregister("__empty")
+        self.query(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM __empty", __empty=schema.empty_table())
 
     def append(self, name: str, rows: pa.Table) -> None:
         """Add Arrow rows to temporary table ``name`` (the engine keeps them, spilling when large)."""
-        self._con.register("__append", rows)
-        try:
-            self._con.sql(f"INSERT INTO {name} SELECT * FROM __append")
-        except duckdb.Error as exc:
-            raise EngineError(str(exc)) from exc
-        finally:
-            self._con.unregister("__append")
+        self.query(f"INSERT INTO {name} SELECT * FROM __append", __append=rows)
 
     def function(self, name: str, fn: Callable[[pa.Array], pa.Array], params: list[str], returns: str) -> None:
         """A scalar SQL function computed in Python on Arrow vectors (nulls included), until
@@ -155,15 +144,6 @@ class Engine:
 
     def unregister(self, name: str) -> None:
         self._con.unregister(name)
-
-    @contextmanager
-    def file_order(self) -> Iterator[None]:
-        """Keep rows in the order they were read (rowid = position), for loads whose order is data."""
-        self._con.sql("SET preserve_insertion_order = true")
-        try:
-            yield
-        finally:
-            self._con.sql("SET preserve_insertion_order = false")
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None) -> Any:
         rows = self._con.sql(sql, params=params or None).fetchall()
