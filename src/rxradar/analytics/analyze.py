@@ -152,7 +152,7 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
         f"{', '.join(f'coalesce(c.patients_{f}, 0) AS patients_{f}' for f in flag_ids)} "
         f"FROM prescriber_measures AS m LEFT JOIN ("
         f"  SELECT pp.prescriber_id, count(*) FILTER (WHERE {at_risk}) AS patients_at_risk, {counts} "
-        f"  FROM prescriber_patients AS pp JOIN patient_indicators AS pi USING (pid) GROUP BY pp.prescriber_id"
+        f"  FROM prescriber_patients AS pp JOIN patient_indicator_rows AS pi USING (pid) GROUP BY pp.prescriber_id"
         f") AS c USING (prescriber_id) ORDER BY prescriber_id")
     specialty = [s or "Unknown specialty" for s in table["specialty"].to_pylist()]
     state = [s or "unknown state" for s in table["state"].to_pylist()]
@@ -249,13 +249,13 @@ def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> 
                       ("deciles", "SELECT * FROM deciles_t")):
         written.append(_csv(engine, out / f"{name}.csv", sql))
     who = ("i.last_name, i.first_name, p.birth_date, " if identified else "") + "p.birth_year, p.sex, p.county_fips"
-    patients = (f"SELECT pi.person_id, {who}, pi.* EXCLUDE (person_id, pid) FROM patient_indicators AS pi "
+    patients = (f"SELECT p.person_id, {who}, pi.* EXCLUDE (pid) FROM patient_indicator_rows AS pi "
                 "JOIN persons AS p USING (pid) "
                 + ("LEFT JOIN (SELECT ip.person_id, arg_min(i.last_name, i.identity_id) AS last_name, "
                    "arg_min(i.first_name, i.identity_id) AS first_name FROM identity_persons AS ip "
-                   "JOIN identities AS i USING (identity_id) GROUP BY ip.person_id) AS i ON i.person_id = pi.person_id "
+                   "JOIN identities AS i USING (identity_id) GROUP BY ip.person_id) AS i ON i.person_id = p.person_id "
                    if identified else "")
-                + "ORDER BY pi.person_id")
+                + "ORDER BY p.person_id")
     written.append(_csv(engine, out / "patient_indicators.csv", patients, private=True))
     return written + [store.write_json(out / "settings.json", about)]
 

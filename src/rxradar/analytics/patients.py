@@ -114,7 +114,8 @@ def build_patient_indicators(engine: Engine, period: Period, items: list[Indicat
         engine.stage("patient_indicator_rows", sql, staged["patient_indicator_rows"][-1], params)
     for name, paths in staged.items():
         engine.view_over(name, paths)
-    # The pseudonymous person_id joins once, here, not in every bucket.
+    # The pseudonymous person_id is joined only where it is output; readers that need the
+    # indicators by pid read patient_indicator_rows.
     engine.define_view("patient_indicators",
                        "SELECT p.person_id, i.* FROM patient_indicator_rows AS i JOIN persons AS p USING (pid)")
-    return int(engine.scalar("SELECT count(*) FROM patient_indicators"))
+    return int(engine.scalar("SELECT count(*) FROM patient_indicator_rows"))

@@ -8,7 +8,7 @@ WITH pairs AS (
         coalesce(pi.opioid_prescribers, 0) > 1 AS sees_others
     FROM prescriber_patients AS pp
     JOIN persons AS p USING (pid)
-    LEFT JOIN patient_indicators AS pi USING (pid)
+    LEFT JOIN patient_indicator_rows AS pi USING (pid)
     LEFT JOIN person_places AS home USING (pid)
     LEFT JOIN prescriber_places AS office ON office.prescriber_id = pp.prescriber_id
 ), by_patient AS (
