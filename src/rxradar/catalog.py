@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rxradar.durable import replacing
 from rxradar.engine import Engine
 from rxradar.reference.counties import counties
 from rxradar.reference.ndc import products_with_factors
@@ -63,14 +64,12 @@ def export_table(ws: Workspace, settings: Settings, table: str, fmt: str, out: P
     columns = table_columns(table, identified)
     select = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {table} ORDER BY {_quote(columns[0])}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open_engine(ws, settings) as engine:
+    with open_engine(ws, settings) as engine, replacing(out) as tmp:
         if fmt == "csv":
             engine.copy_to_csv(select, tmp)
         else:
             engine.copy_to_parquet(select, tmp)
         rows = int(engine.scalar(f"SELECT count(*) FROM {table}"))
-    tmp.replace(out)
     if identified:
         ws.audit(actor or getpass.getuser(), "export_identified", table,
                  {"path": str(out), "rows": rows, "format": fmt})

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from rxradar.analytics import store
 from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
 from rxradar.analytics.peers import PeerRules, compare, decile_row, percentile_rank, peer_groups, top_decile_runs
 from rxradar.catalog import open_engine
-from rxradar.durable import now
+from rxradar.durable import now, replacing
 from rxradar.engine import Engine
 from rxradar.indicators import Indicator, indicators, parse_overrides
 from rxradar.reference.regions import hhs_region
@@ -261,12 +260,6 @@ def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> 
 
 
 def _csv(engine: Engine, path: Path, sql: str, private: bool = False) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    if private:
-        tmp.touch(mode=0o600)
-        os.chmod(tmp, 0o600)
-    engine.copy_to_csv(sql, tmp)
-    if private:
-        os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    with replacing(path, private=private) as tmp:
+        engine.copy_to_csv(sql, tmp)
     return path

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rxradar.durable import fsync_dir
+from rxradar.durable import fsync_dir, replacing
 from rxradar.engine import Engine
 
 ANALYTICS_TABLES = ("persons", "identity_persons", "patient_indicators", "prescriber_metrics",
@@ -23,9 +23,8 @@ def save_table(engine: Engine, root: Path, name: str, sql: str) -> Path:
     folder = analytics_dir(root)
     folder.mkdir(exist_ok=True)
     final = folder / f"{name}.parquet"
-    tmp = folder / f".{name}.parquet.tmp"
-    engine.copy_to_parquet(sql, tmp)
-    tmp.replace(final)
+    with replacing(final) as tmp:
+        engine.copy_to_parquet(sql, tmp)
     return final
 
 
@@ -38,9 +37,8 @@ def save_about(root: Path, about: dict[str, Any]) -> None:
 
 def write_json(path: Path, about: dict[str, Any]) -> Path:
     """``about`` (period, settings, parameters) as JSON, written under a temporary name and renamed."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(about, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(about, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
 
