@@ -73,17 +73,17 @@ def each_bucket(engine: Engine, stage_dir: Path, buckets: int) -> Iterator[int]:
     """For each bucket of persons in turn, table ``rx_bucket`` (and view ``rx``) holds its staged
     fills while the caller works on it. Afterwards ``rx`` is every staged fill."""
     everything = sorted((stage_dir / "rx").rglob("*.parquet"))
+    if everything:  # the bucket column comes from the folder names; a bucket reads only its files
+        engine.view_over("rx_staged", everything, partitioned=True)
+        bucket_sql = "SELECT * EXCLUDE (bucket) FROM rx_staged WHERE bucket = $k"
+    else:  # no fills at all: every bucket is empty, with the columns of the query itself
+        bucket_sql = f"SELECT * EXCLUDE (bucket) FROM ({sql_text('rx_fills')}) LIMIT 0"
     for k in range(buckets):
-        files = sorted((stage_dir / "rx" / f"bucket={k}").glob("*.parquet"))
-        if files or everything:  # an empty bucket takes its columns from another bucket's file
-            engine.view_over("rx_bucket_files", files or everything[:1])
-            engine.materialize("rx_bucket", f"SELECT * FROM rx_bucket_files{'' if files else ' LIMIT 0'}")
-        else:  # no fills at all: the columns come from the query itself
-            engine.materialize("rx_bucket", f"SELECT * EXCLUDE (bucket) FROM ({sql_text('rx_fills')}) LIMIT 0")
+        engine.materialize("rx_bucket", bucket_sql, {"k": k} if everything else None)
         engine.define_view("rx", "SELECT * FROM rx_bucket")
         yield k
     if everything:  # with none at all, `rx` stays the (empty) last bucket
-        engine.view_over("rx", everything)
+        engine.define_view("rx", "SELECT * EXCLUDE (bucket) FROM rx_staged")
         engine.drop("rx_bucket")
 
 

@@ -96,12 +96,15 @@ class Engine:
         self.copy_to_parquet(sql, path, params)
         self.view_over(name, [path])
 
-    def view_over(self, name: str, paths: Sequence[Path | str], *, temporary: bool = True) -> None:
+    def view_over(self, name: str, paths: Sequence[Path | str], *, temporary: bool = True,
+                  partitioned: bool = False) -> None:
         """View ``name`` over Parquet files, their list bound through a variable (never formatted
-        into the SQL); files written at different times may differ in columns (union by name)."""
+        into the SQL); files written at different times may differ in columns (union by name).
+        With ``partitioned``, ``<column>=<value>`` folders (:meth:`copy_partitioned`) become a
+        column, and a filter on it reads only the matching files."""
         self._con.sql(f"SET VARIABLE {name}__files = ?", params=[[str(p) for p in paths]])
         self.define_view(name, f"SELECT * FROM read_parquet(getvariable('{name}__files'), union_by_name = true, "
-                               f"hive_partitioning = false)", temporary=temporary)
+                               f"hive_partitioning = {str(partitioned).lower()})", temporary=temporary)
 
     def define_view(self, name: str, sql: str, *, temporary: bool = True) -> None:
         self._con.sql(f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {name} AS {sql}")
