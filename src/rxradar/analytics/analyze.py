@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from rxradar.analytics import store
 from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
-from rxradar.analytics.peers import PeerRules, compare, decile_row, percentile_rank, peer_groups, top_decile_runs
+from rxradar.analytics.peers import (PeerRules, compare, decile_row, group_members, percentile_rank, peer_groups,
+                                     top_decile_runs)
 from rxradar.catalog import open_engine
 from rxradar.durable import now, replacing
 from rxradar.engine import Engine
@@ -175,23 +176,26 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
 def _monthly(months: pa.Table, ids: list[str], groups: list[str],
              rules: PeerRules) -> tuple[pa.Table, list[dict], dict[str, int]]:
     """Monthly percentile of total MME among active peers, deciles per peer group and month, and
-    the prescribers in the top decile for enough consecutive months."""
-    group_of = dict(zip(ids, groups))
-    pid = months["prescriber_id"].to_pylist()
-    month = months["month"].to_pylist()
+    the prescribers in the top decile for enough consecutive months. Rows are grouped by integer
+    codes: millions of prescriber-months at state scale."""
+    # Each row's prescriber by position in ids; len(ids) for one without a metrics row (none in
+    # practice), which has no peer group.
+    where = pc.index_in(months["prescriber_id"], value_set=pa.array(ids, pa.string()))
+    pos = np.asarray(pc.fill_null(where, len(ids)).to_numpy(zero_copy_only=False))
+    group_names, group_code = np.unique(np.asarray(groups + [""], dtype=object), return_inverse=True)
+    month = np.asarray(months["month"].to_numpy(zero_copy_only=False), dtype="datetime64[M]")
+    month_code = month.astype(np.int64) - (month.astype(np.int64).min() if len(month) else 0)
     mme = np.asarray(months["mme_total"].to_numpy(zero_copy_only=False), dtype=float)
-    keys = np.asarray([f"{group_of.get(p, '')}|{m}" for p, m in zip(pid, month)], dtype=object)
-    pct = np.full(len(pid), np.nan)
+    pct = np.full(months.num_rows, np.nan)
     deciles = []
-    # Rows grouped by peer group and month with one sort (millions of prescriber-months at scale).
-    names, inverse = np.unique(keys, return_inverse=True) if len(keys) else (np.array([]), np.array([], int))
-    order = np.argsort(inverse, kind="stable")
-    for idx in np.split(order, np.flatnonzero(np.diff(inverse[order])) + 1) if len(order) else []:
+    months_span = int(month_code.max()) + 1 if len(month) else 1
+    for idx in group_members(group_code[pos] * months_span + month_code):
         pct[idx] = percentile_rank(mme[idx])
-        g, m = names[inverse[idx[0]]].rsplit("|", 1)
-        deciles.append({"peer_group": g, "measure": "mme_total", "month": m, **decile_row(mme[idx])})
-    runs = top_decile_runs(pid, month, pct, rules.top_decile_months)
-    months = months.append_column("peer_group", pa.array([group_of.get(p) for p in pid], pa.string()))
+        deciles.append({"peer_group": group_names[group_code[pos[idx[0]]]], "measure": "mme_total",
+                        "month": str(month[idx[0]].astype("datetime64[D]")), **decile_row(mme[idx])})
+    runs = top_decile_runs(months["prescriber_id"].to_numpy(zero_copy_only=False), month, pct, rules.top_decile_months)
+    peer_group = pa.array(np.asarray(groups + [None], dtype=object)[pos], pa.string())
+    months = months.append_column("peer_group", peer_group)
     return months.append_column("mme_total_pctile", pa.array(pct)), deciles, runs
 
 

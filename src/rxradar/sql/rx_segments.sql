@@ -31,13 +31,14 @@ SELECT pid, drug_class, mme, stop_day - days_supply, stop_day FROM shifted
     UNION ALL
     SELECT pid, stop_day, -mme, -(drug_class = 'opioid')::INTEGER, -(drug_class = 'benzodiazepine')::INTEGER
     FROM rx_intervals
-), net AS (
-    SELECT pid, day, sum(d_mme) AS d_mme, sum(d_opioid) AS d_opioid, sum(d_benzo) AS d_benzo
-    FROM events GROUP BY pid, day
 ), levels AS (
-    SELECT pid, day AS seg_start, lead(day) OVER (PARTITION BY pid ORDER BY day) AS seg_stop,
+    -- One sort of the events by person and day gives both the running sums and the next event's
+    -- day. Events of the same day are adjacent: the last of them carries the day's level and
+    -- the next day as its stop; the others have seg_stop = seg_start and drop out below (cheaper
+    -- than first summing events per person and day).
+    SELECT pid, day AS seg_start, lead(day) OVER w AS seg_stop,
         sum(d_mme) OVER w AS mme, sum(d_opioid) OVER w AS n_opioid, sum(d_benzo) OVER w AS n_benzo
-    FROM net
+    FROM events
     WINDOW w AS (PARTITION BY pid ORDER BY day ROWS UNBOUNDED PRECEDING)
 ), clipped AS (
     SELECT pid,
@@ -45,7 +46,7 @@ SELECT pid, drug_class, mme, stop_day - days_supply, stop_day FROM shifted
         least(seg_stop, getvariable('period_end') - DATE '1970-01-01' + 1) AS seg_stop,
         mme, n_opioid, n_benzo
     FROM levels
-    WHERE seg_stop IS NOT NULL AND (n_opioid > 0 OR n_benzo > 0)
+    WHERE seg_stop > seg_start AND (n_opioid > 0 OR n_benzo > 0)
 )
 SELECT pid, seg_start::INTEGER AS seg_start, seg_stop::INTEGER AS seg_stop, (seg_stop - seg_start)::INTEGER AS days,
     mme::DECIMAL(18, 6) AS mme, n_opioid::INTEGER AS n_opioid, n_benzo::INTEGER AS n_benzo
