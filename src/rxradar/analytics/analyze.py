@@ -94,10 +94,12 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
         engine.register("deciles_t", deciles)
         engine.register("prescriber_months_t", months)
         root = ws.root
-        for name, sql in (("persons", "SELECT * EXCLUDE (pid) FROM persons ORDER BY person_id"),
+        # pid numbers persons in person_id order (persons.sql), so ordering by it gives the same
+        # files as ordering by the 32-character person_id, for an integer sort.
+        for name, sql in (("persons", "SELECT * EXCLUDE (pid) FROM persons ORDER BY pid"),
                           ("identity_persons", "SELECT identity_id, person_id, method FROM identity_persons "
                                                "ORDER BY identity_id"),
-                          ("patient_indicators", "SELECT * EXCLUDE (pid) FROM patient_indicators ORDER BY person_id"),
+                          ("patient_indicators", "SELECT * EXCLUDE (pid) FROM patient_indicators ORDER BY pid"),
                           ("prescriber_metrics", "SELECT * FROM prescriber_metrics_t ORDER BY rank"),
                           ("prescriber_months", "SELECT * FROM prescriber_months_t ORDER BY prescriber_id, month"),
                           ("pharmacy_metrics", "SELECT * FROM pharmacy_metrics_t ORDER BY rank"),
@@ -258,7 +260,7 @@ def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> 
                    "arg_min(i.first_name, i.identity_id) AS first_name FROM identity_persons AS ip "
                    "JOIN identities AS i USING (identity_id) GROUP BY ip.person_id) AS i ON i.person_id = p.person_id "
                    if identified else "")
-                + "ORDER BY p.person_id")
+                + "ORDER BY p.pid")
     written.append(_csv(engine, out / "patient_indicators.csv", patients, private=True))
     return written + [store.write_json(out / "settings.json", about)]
 

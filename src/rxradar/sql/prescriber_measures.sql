@@ -1,15 +1,20 @@
 -- Raw measures per prescriber for the period, from the period's opioid fills (opioid_rx), each
 -- prescriber's patients (prescriber_patients), patient indicators and places (places.sql). Peer
 -- comparison, shrinkage and flags are done on these aggregates (analytics/peers.py).
+-- What the measures need of each patient, joined once per person (millions) rather than once per
+-- prescriber-patient pair (tens of millions at state scale).
+CREATE OR REPLACE TEMP TABLE patient_facts AS
+SELECT p.pid, p.birth_date, home.lat, home.lon, coalesce(pi.opioid_prescribers, 0) > 1 AS sees_others
+FROM persons AS p
+LEFT JOIN patient_indicator_rows AS pi USING (pid)
+LEFT JOIN person_places AS home USING (pid);
+
 CREATE OR REPLACE TEMP TABLE prescriber_measures AS
 WITH pairs AS (
     SELECT pp.prescriber_id, pp.mme, datesub('year', p.birth_date, pp.first_fill) AS age,
-        miles(home.lat, home.lon, office.lat, office.lon) AS distance,
-        coalesce(pi.opioid_prescribers, 0) > 1 AS sees_others
+        miles(p.lat, p.lon, office.lat, office.lon) AS distance, p.sees_others
     FROM prescriber_patients AS pp
-    JOIN persons AS p USING (pid)
-    LEFT JOIN patient_indicator_rows AS pi USING (pid)
-    LEFT JOIN person_places AS home USING (pid)
+    JOIN patient_facts AS p USING (pid)
     LEFT JOIN prescriber_places AS office ON office.prescriber_id = pp.prescriber_id
 ), by_patient AS (
     SELECT prescriber_id, count(*) AS patients, avg(age) AS mean_patient_age,
