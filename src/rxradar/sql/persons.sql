@@ -43,9 +43,10 @@ CREATE OR REPLACE TEMP TABLE persons AS
 SELECT row_number() OVER (ORDER BY p.person_id)::INTEGER AS pid, p.person_id, p.method, p.identities, p.birth_date, year(p.birth_date) AS birth_year, p.sex, p.zip,
     z.county_fips
 FROM (
+    -- Birth date and sex are part of the match key (an identity without them is a person of its
+    -- own), so every identity of a person has the same ones; only the ZIP needs choosing.
     SELECT person_id, any_value(method) AS method, count(*) AS identities,
-        arg_max(birth_date, (ingest_id, identity_id)) AS birth_date,
-        arg_max(sex, (ingest_id, identity_id)) AS sex,
+        min(birth_date) AS birth_date, min(sex) AS sex,
         arg_max(zip, (zip IS NOT NULL, ingest_id, identity_id)) AS zip
     FROM identity_persons GROUP BY person_id
 ) AS p
