@@ -1,7 +1,8 @@
 -- Table macros the query indicators call (indicators/definitions.toml), over the staged
 -- `segments`, `opioid_rx` and `rx` views.
 -- The largest average daily MME over any window of window_days consecutive days inside the
--- period, for persons whose MME ever exceeds `above` (no one else can average more than that).
+-- period, for persons who could average more than `above`: their MME exceeds it on some day and
+-- their total MME exceeds above x window_days (a window holds no more than the whole period).
 -- With F(t) the cumulative MME up to day t (piecewise linear), a window [t, t + w) holds
 -- F(t + w) - F(t); its maximum is reached where t or t + w is a step, so only those starts are
 -- evaluated, each with two as-of joins.
@@ -11,7 +12,8 @@ WITH s AS (
         sum(mme * days) OVER (PARTITION BY pid ORDER BY seg_start ROWS UNBOUNDED PRECEDING) - mme * days AS cum_before
     FROM segments
     WHERE n_opioid > 0
-      AND pid IN (SELECT pid FROM segments GROUP BY pid HAVING max(mme) > above)
+      AND pid IN (SELECT pid FROM segments WHERE n_opioid > 0 GROUP BY pid
+                  HAVING max(mme) > above AND sum(mme * days) > above * window_days)
 ), bounds AS (
     SELECT getvariable('period_start') - DATE '1970-01-01' AS lo,
         getvariable('period_end') - DATE '1970-01-01' + 1 - window_days AS hi
