@@ -17,6 +17,7 @@ from rxradar.analytics.peers import (
     PeerRules,
     beta_binomial_prior,
     compare,
+    group_members,
     peer_groups,
     percentile_rank,
     prob_rate_exceeds,
@@ -190,6 +191,20 @@ def test_top_decile_runs_consecutive_months_only():
     got = top_decile_runs(["E"] * 3, [date(2023, 11, 1), date(2023, 12, 1), date(2024, 1, 1)],
                           np.array([91.0, 92.0, 93.0]), need=3)
     assert got == {"E": 3}
+
+
+def test_top_decile_runs_takes_arrays_as_the_analysis_passes_them():
+    ids = np.array(["A", "A", "A", "B", "B"], dtype=object)
+    months = np.array(["2024-01", "2024-02", "2024-03", "2024-01", "2024-03"], dtype="datetime64[M]")
+    assert top_decile_runs(ids, months, np.array([95, 91, 90, 99, 99.0]), need=3) == {"A": 3}
+    assert top_decile_runs(ids, months, np.array([95, 91, 90, 99, 99.0]), need=1) == {"A": 3, "B": 1}
+    assert top_decile_runs(ids[:0], months[:0], np.array([]), need=1) == {}
+
+
+def test_group_members_one_index_array_per_code_in_code_order():
+    got = [idx.tolist() for idx in group_members(np.array([2, 0, 2, 1, 0]))]
+    assert got == [[1, 4], [3], [0, 2]]
+    assert list(group_members(np.array([], dtype=np.int64))) == []
 
 
 # --- compare ---------------------------------------------------------------------------------------

@@ -186,7 +186,8 @@ def _monthly(months: pa.Table, ids: list[str], groups: list[str],
     pos = np.asarray(pc.fill_null(where, len(ids)).to_numpy(zero_copy_only=False))
     group_names, group_code = np.unique(np.asarray(groups + [""], dtype=object), return_inverse=True)
     month = np.asarray(months["month"].to_numpy(zero_copy_only=False), dtype="datetime64[M]")
-    month_code = month.astype(np.int64) - (month.astype(np.int64).min() if len(month) else 0)
+    month_code = month.astype(np.int64)
+    month_code -= month_code.min() if len(month) else 0
     mme = np.asarray(months["mme_total"].to_numpy(zero_copy_only=False), dtype=float)
     pct = np.full(months.num_rows, np.nan)
     deciles = []
