@@ -131,6 +131,30 @@ def test_csv_bad_death_date_rejected_and_bad_birth_date_warned(tmp_path):
     assert all(r["source_file"] == "deaths.csv" for r in rejects)
 
 
+def test_csv_places_follow_the_same_rules_as_the_registries(tmp_path):
+    """ZIP, county and state use rxradar.ingest.place_codes: a spreadsheet's lost leading zero is
+    restored with a warning, a malformed code is left empty with one, and no reason quotes it."""
+    text = f"""{HEADER}
+D1,Ames,Al,,M,1980-05-02,2023-03-04,2108,25025,ma,,X42,T40.2,A
+D2,Boyd,Bo,,M,1980-05-02,2023-03-04,02108 1234,9001,CT,,X42,T40.2,A
+D3,Cole,Cy,,M,1980-05-02,2023-03-04,21081234,25025,MA,,X42,T40.2,A
+D4,Dunn,Di,,F,1980-05-02,2023-03-04,4321X,250,Mass.,,X42,T40.2,A
+"""
+    parsed = read_csv(tmp_path, text)
+    rows = by_id(parsed)
+    assert [(rows[d]["zip"], rows[d]["county_fips"], rows[d]["state"]) for d in ("D1", "D2", "D3", "D4")] == [
+        ("02108", "25025", "MA"), ("02108", "09001", "CT"), ("02108", "25025", "MA"), (None, None, None)]
+    warnings = [(r["record_number"], r["field"], r["reason"]) for r in parsed.rejects.to_pylist()]
+    assert warnings == [
+        (1, "residence_zip", "ZIP had 4 or 8 digits; restored a lost leading zero"),
+        (3, "residence_zip", "ZIP had 4 or 8 digits; restored a lost leading zero"),
+        (4, "residence_zip", "ZIP is not 5 or 9 digits; left empty"),
+        (4, "residence_county_fips", "county_fips is not a 5-digit FIPS code; left empty"),
+        (4, "residence_state", "state is not a 2-letter code; left empty"),
+    ]
+    assert all(r["severity"] == WARNING for r in parsed.rejects.to_pylist())
+
+
 def test_csv_never_stores_an_ssn(tmp_path):
     parsed = read_csv(tmp_path, DEATHS_CSV)
     everything = str(parsed.tables["deaths"].to_pylist()) + str(parsed.rejects.to_pylist())

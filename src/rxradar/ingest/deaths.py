@@ -1,7 +1,8 @@
 """Death records from a CSV extract → the canonical ``deaths`` table.
 
-The field rules shared with the IJE reader (sex, manner, ZIP, SSN, causes, derived columns)
-live here too, so a death gives the same canonical row whichever format it arrived in.
+The field rules shared with the IJE reader (sex, manner, SSN, causes, derived columns) live here
+too, so a death gives the same canonical row whichever format it arrived in; ZIP, state and
+county codes follow the rules every reader shares (rxradar.ingest.place_codes).
 Identified values are pseudonymised on the way in: the SSN is hashed and never stored, and it is
 masked in the raw text kept with rejects.
 """
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from rxradar.codes import ssn_is_valid
 from rxradar.icd10 import classify_death, is_icd10_code, normalize_icd10, split_icd10_codes
+from rxradar.ingest.place_codes import county_fips, field_value, state_code, zip5
 from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, rejects_table
 from rxradar.privacy import Pseudonymiser
 from rxradar.schema import DEATHS, conform
@@ -54,11 +56,6 @@ MANNER_CODES: dict[str, str] = {
 }  # fmt: skip
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_ZIP = re.compile(r"([0-9]{5})(?:-?[0-9]{4})?")
-# Spreadsheets drop the leading zero of ZIP codes (New England, NJ, PR) and of county FIPS codes
-# (Alabama to Connecticut); four digits are read as such a value.
-_LOST_LEADING_ZERO = re.compile(r"[0-9]{4}")
-_STATE = re.compile(r"[A-Z]{2}")
 
 
 class RecordIssues(list[tuple[str, str | None, str]]):
@@ -107,26 +104,6 @@ def normalise_manner(text: str, issues: RecordIssues, field: str) -> str | None:
     if value and value not in MANNER_CODES:
         issues.warn(field, f"unrecognised manner of death {value!r}")
     return MANNER_CODES.get(value)
-
-
-def normalise_zip(text: str, issues: RecordIssues, field: str) -> str | None:
-    """Five-digit ZIP from a 5-digit, ZIP+4 or 9-digit value (a 4-digit value regains its zero)."""
-    value = text.strip()
-    if m := _ZIP.fullmatch(value):
-        return m.group(1)
-    if _LOST_LEADING_ZERO.fullmatch(value):
-        return "0" + value
-    if value:
-        issues.warn(field, f"not a ZIP code: {value!r}")
-    return None
-
-
-def normalise_state(text: str, issues: RecordIssues, field: str) -> str | None:
-    value = text.strip().upper()
-    if value and not _STATE.fullmatch(value):
-        issues.warn(field, f"not a two-letter state code: {value!r}")
-        return None
-    return value or None
 
 
 def hash_ssn(text: str, pseudonymiser: Pseudonymiser, issues: RecordIssues, field: str) -> str | None:
@@ -329,9 +306,9 @@ def _csv_row(values: dict[str, str], pseudonymiser: Pseudonymiser) -> tuple[dict
         "sex": normalise_sex(values["sex"], issues, "sex"),
         "birth_date": birth_date,
         "death_date": death_date,
-        "zip": normalise_zip(values["residence_zip"], issues, "residence_zip"),
-        "county_fips": _county_fips(values["residence_county_fips"], issues),
-        "state": normalise_state(values["residence_state"], issues, "residence_state"),
+        "zip": field_value(zip5, values["residence_zip"], issues, "residence_zip"),
+        "county_fips": field_value(county_fips, values["residence_county_fips"], issues, "residence_county_fips"),
+        "state": field_value(state_code, values["residence_state"], issues, "residence_state"),
         "ssn_hash": hash_ssn(values.get("ssn", ""), pseudonymiser, issues, "ssn"),
         "underlying_cause": ucod,
         "multiple_causes": causes,
@@ -339,13 +316,3 @@ def _csv_row(values: dict[str, str], pseudonymiser: Pseudonymiser) -> tuple[dict
     }
     return row, issues
 
-
-def _county_fips(text: str, issues: RecordIssues) -> str | None:
-    value = text.strip()
-    if re.fullmatch(r"[0-9]{5}", value):
-        return value
-    if _LOST_LEADING_ZERO.fullmatch(value):
-        return "0" + value
-    if value:
-        issues.warn("residence_county_fips", f"not a five-digit county FIPS code: {value!r}")
-    return None

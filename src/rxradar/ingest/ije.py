@@ -23,9 +23,8 @@ from rxradar.ingest.deaths import (
     hash_ssn,
     normalise_manner,
     normalise_sex,
-    normalise_state,
-    normalise_zip,
 )
+from rxradar.ingest.place_codes import field_value, state_code, zip5
 from rxradar.ingest.rejects import Parsed
 from rxradar.privacy import Pseudonymiser
 
@@ -153,7 +152,7 @@ def _ije_row(v: dict[str, str], pseudonymiser: Pseudonymiser, issues: RecordIssu
         birth_date = _date(*dob)
         if birth_date is None:
             issues.warn("DOB_YR/DOB_MO/DOB_DY", f"not a valid date of birth: {'-'.join(dob)!r}; not kept")
-    state = normalise_state(v["STATEC"], issues, "STATEC")
+    state = field_value(state_code, v["STATEC"], issues, "STATEC")
     ucod, causes = clean_causes(v["ACME_UC"], _rac_codes(v["RAC"]), issues, ("ACME_UC", "RAC"))
     return {
         "death_id": death_id,
@@ -164,7 +163,7 @@ def _ije_row(v: dict[str, str], pseudonymiser: Pseudonymiser, issues: RecordIssu
         "birth_date": birth_date,
         "death_date": death_date,
         "age_years": _age_field(v["AGETYPE"], v["AGE"]),  # replaced from the dates when DOB is known
-        "zip": normalise_zip(v["ZIP9_R"], issues, "ZIP9_R"),
+        "zip": field_value(zip5, v["ZIP9_R"], issues, "ZIP9_R"),
         "county_fips": _county_fips(state, v["COUNTYC"], issues),
         "state": state,
         "ssn_hash": hash_ssn(v["SSN"], pseudonymiser, issues, "SSN"),

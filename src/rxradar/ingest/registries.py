@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rxradar.codes import DEA_PATTERN, NPI_PATTERN, dea_is_valid, ncpdp_format_ok, npi_is_valid
 from rxradar.ingest.csv_records import CsvRecords, RowSink, data_rows, named_rows, open_csv
+from rxradar.ingest.place_codes import county_fips, field_value, state_code, warn_kept, zip5
 from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject
 from rxradar.reference.taxonomy import canonical_specialty, specialty_for
 from rxradar.schema import PHARMACIES, PRESCRIBERS
@@ -41,7 +42,6 @@ PRESCRIBER_CSV_OPTIONAL = ("credential", "address", "city")
 PHARMACY_CSV_REQUIRED = ("npi", "ncpdp", "dea", "name", "address", "city", "state", "zip", "county_fips", "lat", "lon")
 PHARMACY_CSV_OPTIONAL = ("pharmacy_id", "chain_site_id")
 
-_STATE = re.compile(r"[A-Z]{2}")
 
 
 # --- reading records -------------------------------------------------------------------------
@@ -62,39 +62,7 @@ def _dea_problem(value: str) -> str:
     return "DEA is not 2 letters and 7 digits" if not re.fullmatch(DEA_PATTERN, value) else "DEA check digit is wrong"
 
 
-# Field rules: (value, problem). A problem with a value is a warning about a repaired value; a
-# problem without one says what is wrong, and the caller decides whether the field is left empty
-# or the record rejected.
-
-
-def zip5(value: str) -> tuple[str | None, str | None]:
-    """Five-digit ZIP. 4- and 8-digit values lost a leading zero in a spreadsheet (New England
-    ZIPs start with 0), so they are padded back, with a warning."""
-    digits = value.replace("-", "").replace(" ", "")
-    if not digits:
-        return None, None
-    if not digits.isdigit() or len(digits) not in (4, 5, 8, 9):
-        return None, "ZIP is not 5 or 9 digits"
-    if len(digits) in (4, 8):
-        return digits.zfill(len(digits) + 1)[:5], "ZIP had 4 or 8 digits; restored a lost leading zero"
-    return digits[:5], None
-
-
-def county_fips(value: str) -> tuple[str | None, str | None]:
-    """Five-digit county FIPS; a 4-digit value lost the leading zero of a state code below 10."""
-    digits = value.strip()
-    if not digits:
-        return None, None
-    if digits.isdigit() and len(digits) in (4, 5):
-        return digits.zfill(5), None
-    return None, "county_fips is not a 5-digit FIPS code"
-
-
-def _state(value: str) -> tuple[str | None, str | None]:
-    state = value.strip().upper()
-    if not state:
-        return None, None
-    return (state, None) if _STATE.fullmatch(state) else (None, "state is not a 2-letter code")
+# Field rules return (value, problem), as the place-code rules do (rxradar.ingest.place_codes).
 
 
 def _coordinates(lat: str, lon: str) -> tuple[float | None, float | None, str | None]:
@@ -135,16 +103,9 @@ def _taxonomy_specialty(code: str | None, sink: RowSink) -> str | None:
 def _location(get: Callable[[str], str], sink: RowSink) -> dict[str, str | None]:
     """state, zip and county_fips of a CSV row, each left empty with a warning when malformed."""
     out: dict[str, str | None] = {}
-    for field, rule in (("state", _state), ("zip", zip5), ("county_fips", county_fips)):
-        out[field], problem = rule(get(field))
-        _warn_kept(sink, field, out[field], problem)
+    for field, rule in (("state", state_code), ("zip", zip5), ("county_fips", county_fips)):
+        out[field] = field_value(rule, get(field), sink, field)
     return out
-
-
-def _warn_kept(sink: RowSink, field: str, value: str | None, problem: str | None) -> None:
-    """Warn about a field of a kept record: repaired, or (with no value) left empty."""
-    if problem:
-        sink.warn(field, problem if value is not None else f"{problem}; left empty")
 
 
 # --- prescribers ---------------------------------------------------------------------------
@@ -199,7 +160,7 @@ def _read_nppes(header: list[str], records: CsvRecords, sink: RowSink, include_o
         zip_code, zip_problem = zip5(fields[at["zip"]])
         if country is not None and fields[country].strip().upper() not in ("", "US"):
             zip_code, zip_problem = None, None  # a foreign postal code is not a ZIP, and not an error
-        _warn_kept(sink, "zip", zip_code, zip_problem)
+        warn_kept(sink, "zip", zip_code, zip_problem)
         person = entity == "1"
         sink.add(
             {

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 
 from rxradar.ingest.csv_records import RowSink, named_rows, open_csv
-from rxradar.ingest.registries import county_fips, zip5
+from rxradar.ingest.place_codes import county_fips, zip5
 from rxradar.ingest.rejects import REJECTED, Parsed
 from rxradar.schema import ZIP_COUNTIES
 
