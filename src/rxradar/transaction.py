@@ -131,6 +131,24 @@ class IngestTransaction:
 
     def abort(self, reason: str, field: str | None = None) -> None:
         """Keep nothing from these files; record why, so ``rxradar rejects`` shows it."""
+        self._discard_files()
+        self._record_failure(list(self.members.values()), reason, field)
+
+    def fail_member(self, ingest_id: int, reason: str, field: str | None = None) -> None:
+        """One file of the batch cannot be read: record why, and leave it out of the commit."""
+        member = self.members.pop(ingest_id)
+        self._record_failure([member], reason, field)
+        if member is self.first and self.members:
+            self.first = next(iter(self.members.values()))
+
+    def forget(self) -> None:
+        """Drop these files' manifest entries without recording anything (e.g. to retry them one by one)."""
+        self._discard_files()
+        with self.ws.write_transaction():
+            self.ws.meta.executemany("DELETE FROM manifest WHERE ingest_id = ?",
+                                     [(m.ingest_id,) for m in self.members.values()])
+
+    def _discard_files(self) -> None:
         for writer, tmp, _ in self._writers.values():
             writer.close()
             tmp.unlink(missing_ok=True)
@@ -138,43 +156,16 @@ class IngestTransaction:
             tmp.unlink(missing_ok=True)
         self._writers.clear()
         self._adopted.clear()
-        meta = self.ws.meta
-        meta.execute("BEGIN IMMEDIATE")
-        for m in self.members.values():
-            meta.execute(
+
+    def _record_failure(self, members: list[Member], reason: str, field: str | None) -> None:
+        """Mark these files failed, with the reason as a rejected row of each."""
+        with self.ws.write_transaction():
+            self.ws.meta.executemany(
                 "INSERT INTO rejects (ingest_id, source_file, field, severity, reason) VALUES (?, ?, ?, 'rejected', ?)",
-                [m.ingest_id, m.source_name, field, reason],
-            )
-            meta.execute(
+                [(m.ingest_id, m.source_name, field, reason) for m in members])
+            self.ws.meta.executemany(
                 "UPDATE manifest SET status = 'failed', detail = ?, finished_at = ? WHERE ingest_id = ?",
-                [reason, now(), m.ingest_id],
-            )
-        meta.execute("COMMIT")
-
-    def fail_member(self, ingest_id: int, reason: str, field: str | None = None) -> None:
-        """One file of the batch cannot be read: record why, and leave it out of the commit."""
-        member = self.members.pop(ingest_id)
-        meta = self.ws.meta
-        meta.execute("BEGIN IMMEDIATE")
-        meta.execute(
-            "INSERT INTO rejects (ingest_id, source_file, field, severity, reason) VALUES (?, ?, ?, 'rejected', ?)",
-            [member.ingest_id, member.source_name, field, reason],
-        )
-        meta.execute("UPDATE manifest SET status = 'failed', detail = ?, finished_at = ? WHERE ingest_id = ?",
-                     [reason, now(), member.ingest_id])
-        meta.execute("COMMIT")
-        if member is self.first and self.members:
-            self.first = next(iter(self.members.values()))
-
-    def forget(self) -> None:
-        """Drop these files' manifest entries without recording anything (e.g. to retry them one by one)."""
-        for writer, tmp, _ in self._writers.values():
-            writer.close()
-            tmp.unlink(missing_ok=True)
-        for tmp, _ in self._adopted.values():
-            tmp.unlink(missing_ok=True)
-        for m in self.members.values():
-            self.ws.meta.execute("DELETE FROM manifest WHERE ingest_id = ?", [m.ingest_id])
+                [(reason, now(), m.ingest_id) for m in members])
 
     def commit(self, detail: str | None = None) -> dict[str, int]:
         """Make everything visible at once; returns the first file's rows per table."""
@@ -194,8 +185,7 @@ class IngestTransaction:
         for directory in {final.parent for _, _, final in staged}:
             fsync_dir(directory)
         meta = self.ws.meta
-        meta.execute("BEGIN IMMEDIATE")
-        try:
+        with self.ws.write_transaction():
             meta.executemany(
                 "INSERT INTO data_files (path, table_name, ingest_id, rows) VALUES (?, ?, ?, ?)",
                 [(p, t, self.ingest_id, n) for p, t, n in finals],
@@ -212,8 +202,4 @@ class IngestTransaction:
                 [(m.records_read, json.dumps(m.rows, sort_keys=True), len(m.rejected_records), m.warnings, m.detail,
                   now(), m.ingest_id) for m in self.members.values()],
             )
-            meta.execute("COMMIT")
-        except BaseException:
-            meta.execute("ROLLBACK")
-            raise
         return dict(self.first.rows)

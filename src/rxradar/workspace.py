@@ -6,7 +6,7 @@ Layout::
     DIR/meta.sqlite              manifest, live data files, rejects, audit log
     DIR/tables/<table>/*.parquet data, one or more files per ingested source file
     DIR/tmp/                     engine spill space
-    DIR/tmp/ingest/              copies of source files being parsed (removed when done or on recovery)
+    DIR/tmp/ingest/              scratch for sources being made (removed when done or on recovery)
 
 Writes are atomic per source file: data goes to temporary names, is fsynced and renamed, and
 only then is the file's manifest entry committed together with its data-file list and rejects.
@@ -160,11 +160,18 @@ class Workspace:
     def audit_many(self, entries: list[tuple[str, str, str | None, dict | None]]) -> None:
         """Several audit entries (actor, action, target, detail) in one transaction."""
         at = now()
-        self.meta.execute("BEGIN IMMEDIATE")
-        try:
+        with self.write_transaction():
             self.meta.executemany("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
                                   [(at, actor, action, target, json.dumps(detail or {}, sort_keys=True))
                                    for actor, action, target, detail in entries])
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """One write transaction on the metadata database: committed when the block ends, rolled
+        back if it raises, so its statements land together or not at all."""
+        self.meta.execute("BEGIN IMMEDIATE")
+        try:
+            yield
         except BaseException:
             self.meta.execute("ROLLBACK")
             raise
@@ -183,7 +190,7 @@ class Workspace:
 
     @property
     def scratch_dir(self) -> Path:
-        """Where readers put working copies of source files while they parse them."""
+        """Scratch space for source files being made (the synthetic workspace writer's source)."""
         return self.root / "tmp" / "ingest"
 
     def recover(self) -> None:
@@ -203,14 +210,8 @@ class Workspace:
     def begin_batch(self, kind: str, sources: list[tuple[Path, str]]) -> IngestTransaction:
         """One transaction for several source files: each gets its own manifest entry, and all are
         committed together (so many small files cost one commit, not one each)."""
-        members = []
-        self.meta.execute("BEGIN IMMEDIATE")  # one commit for the whole batch's entries
-        try:
+        with self.write_transaction():  # one commit for the whole batch's entries
             members = self._register_sources(kind, sources)
-        except BaseException:
-            self.meta.execute("ROLLBACK")
-            raise
-        self.meta.execute("COMMIT")
         return IngestTransaction(self, members)
 
     def _register_sources(self, kind: str, sources: list[tuple[Path, str]]) -> list[Member]:
