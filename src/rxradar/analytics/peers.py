@@ -187,11 +187,9 @@ def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -
     the value and the peer distribution), ``lead_score`` and ``lead_components``.
     """
     n = table.num_rows
-    names, first, inverse = np.unique(np.asarray(groups, dtype=object), return_index=True, return_inverse=True)
-    by_first = np.argsort(first)  # groups in the order they first appear
-    rank = np.empty_like(by_first)
-    rank[by_first] = np.arange(len(by_first))
-    members = {names[by_first[k]]: idx for k, idx in enumerate(group_members(rank[inverse]))}
+    _, inverse = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
+    # Groups in the order they first appear (a group's rows keep their order, so idx[0] is its first).
+    members = {groups[idx[0]]: idx for idx in sorted(group_members(inverse), key=lambda idx: idx[0])}
     cols: dict[str, np.ndarray | list] = {}
     flags = Flags(n)
     components = np.zeros((n, 0))
