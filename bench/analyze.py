@@ -14,9 +14,14 @@ the workspace's settings (memory_limit 6GB by default):
   view         the same group-by over the canonical ``dispensations`` (revisions and voids
                resolved, drug and MME derived): what any analysis pays to read the fills once
   daily_mme    daily MME per person by interval arithmetic (sql/rx_segments.sql: events and
-               running sums) and its per-person summary (days on opioids, maximum, days >= 90)
+               running sums) and its per-person summary (days on opioids, days >= 90, maximum)
   day_rows     the same summary by day expansion (one row per person-day, as the HHS-OIG toolkit
                does), for comparison only: rxradar never does this
+
+daily_mme and day_rows read the same fills, staged once per task in the same buckets of persons
+as ``rxradar analyze`` (one bucket at a time is what lets day expansion fit in memory at all), and
+report ``staging_s`` and ``method_s`` (the per-bucket work of the method itself) apart. Their
+summaries must agree to the day.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from pathlib import Path
 
 RUNNER = r"""
 import json, sys, time
-from datetime import date
 from pathlib import Path
 from rxradar import settings as settings_mod
 from rxradar.analytics.analyze import analyze, data_period
@@ -44,7 +48,7 @@ s = settings_mod.load(workspace=root)
 ws = Workspace(root, create=False)
 t0 = time.perf_counter()
 detail = {}
-SUMMARY = ("SELECT count(*) AS persons, sum(opioid_days) AS opioid_days, sum(days_ge_90) AS days_ge_90, "
+SUMMARY = ("SELECT count(*) AS persons, sum(opioid_days)::BIGINT AS opioid_days, sum(days_ge_90)::BIGINT AS days_ge_90, "
            "max(max_mme) AS max_mme FROM ({per_person})")
 if task == "analyze":
     marks = []
@@ -53,40 +57,44 @@ if task == "analyze":
               "steps": {a[0]: round(b[1] - a[1], 1) for a, b in zip(marks, marks[1:] + [("end", time.perf_counter())])}}
 else:
     with open_engine(ws, s) as engine:
-        if task in ("daily_mme", "day_rows"):
-            period = data_period(engine)
         if task in ("scan", "view"):
             source = "dispensations_records" if task == "scan" else "dispensations"
             row = engine.query("SELECT count(*) AS prescribers, sum(n) AS fills FROM (SELECT prescriber_id, count(*) AS n, "
                                f"sum(quantity) AS q, sum(days_supply) AS d FROM {source} GROUP BY 1)")
-        elif task == "daily_mme":
+        else:  # daily_mme or day_rows: the same staged buckets of fills, one method per task
             import shutil, tempfile
             from rxradar.analytics.patients import buckets_for, each_bucket, stage_fills
+            from rxradar.engine import sql_text
+            period = data_period(engine)
             engine.materialize("identity_persons", "SELECT identity_id, row_number() OVER ()::INTEGER AS pid FROM identities")
             stage = Path(tempfile.mkdtemp(dir=root / "tmp"))
             buckets = buckets_for(engine)
             stage_fills(engine, period, early_refill="overlap", lookback_days=0, stage_dir=stage, buckets=buckets)
+            detail["staging_s"] = round(time.perf_counter() - t0, 1)
+            if task == "daily_mme":  # interval arithmetic: rxradar's step function
+                per_person = ("SELECT pid, sum(days) FILTER (WHERE n_opioid > 0) AS opioid_days, "
+                              "sum(days) FILTER (WHERE mme >= 90) AS days_ge_90, max(mme) FILTER (WHERE n_opioid > 0) "
+                              "AS max_mme, count(*) AS rows FROM (" + sql_text("rx_segments") + ") GROUP BY pid "
+                              "HAVING sum(days) FILTER (WHERE n_opioid > 0) > 0")
+            else:  # one row per person-day of opioid supply, summed per person and day
+                per_day = ("SELECT pid, day, sum(mme) AS mme FROM (SELECT pid, "
+                           "unnest(range(fill_day, fill_day + days_supply)) AS day, "
+                           "coalesce(mme_per_day, 0)::DECIMAL(18, 6) AS mme FROM rx_bucket WHERE drug_class = 'opioid') "
+                           "WHERE day BETWEEN getvariable('period_start') - DATE '1970-01-01' "
+                           "AND getvariable('period_end') - DATE '1970-01-01' GROUP BY pid, day")
+                per_person = ("SELECT pid, count(*) AS opioid_days, count(*) FILTER (WHERE mme >= 90) AS days_ge_90, "
+                              f"max(mme) AS max_mme, count(*) AS rows FROM ({per_day}) GROUP BY pid")
+            method_start = time.perf_counter()
             paths = []
             for k in each_bucket(engine, stage, buckets):
-                paths.append(stage / f"segments-{k}.parquet")
-                engine.copy_sql_to_parquet("rx_segments", paths[-1])
-            engine.view_over("segments", paths)
-            per_person = ("SELECT pid, sum(days) FILTER (WHERE n_opioid > 0) AS opioid_days, "
-                          "sum(days) FILTER (WHERE mme >= 90) AS days_ge_90, max(mme) AS max_mme "
-                          "FROM segments GROUP BY pid HAVING sum(days) FILTER (WHERE n_opioid > 0) > 0")
-            row = engine.query(SUMMARY.format(per_person=per_person))
-            detail["segments"] = int(engine.scalar("SELECT count(*) FROM segments"))
+                paths.append(stage / f"per-person-{k}.parquet")
+                engine.copy_to_parquet(per_person, paths[-1])
+            engine.view_over("per_person", paths)
+            detail["method_s"] = round(time.perf_counter() - method_start, 1)
+            detail["buckets"] = buckets
+            detail["segments" if task == "daily_mme" else "person_days"] = int(engine.scalar("SELECT sum(rows) FROM per_person"))
+            row = engine.query(SUMMARY.format(per_person="SELECT * FROM per_person"))
             shutil.rmtree(stage)
-        elif task == "day_rows":
-            engine.set_variables(first_day=(period.start - date(1970, 1, 1)).days, last_day=(period.end - date(1970, 1, 1)).days)
-            per_day = ("SELECT identity_id, day, sum(mme) AS mme FROM (SELECT identity_id, "
-                       "unnest(range(fill_date - DATE '1970-01-01', fill_date - DATE '1970-01-01' + days_supply)) AS day, "
-                       "round(coalesce(mme_per_day, 0), 6)::DECIMAL(18, 6) AS mme FROM dispensations "
-                       "WHERE drug_class = 'opioid' AND days_supply > 0) "
-                       "WHERE day BETWEEN getvariable('first_day') AND getvariable('last_day') GROUP BY identity_id, day")
-            per_person = (f"SELECT identity_id, count(*) AS opioid_days, count(*) FILTER (WHERE mme >= 90) AS days_ge_90, "
-                          f"max(mme) AS max_mme FROM ({per_day}) GROUP BY identity_id")
-            row = engine.query(SUMMARY.format(per_person=per_person))
         detail.update({k: (float(v) if v is not None and not isinstance(v, int) else v)
                        for k, v in row.to_pylist()[0].items()})
 print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), "detail": detail}, default=str))
@@ -128,12 +136,27 @@ def main() -> None:
             workspace = Path(tmp) / "workspace"
         rows = sum(int(json.loads(m)["dispensations"]) for m in _manifest_rows(workspace))
         print(f"workspace {workspace}: {rows:,} dispensation records; {os.cpu_count()} cores")
+        done = {}
         for task in tasks:
             r = measure(task, workspace)
             if "error" in r:
                 print(f"{task:10s} failed after {r['wall_s']:.1f} s (peak {r['peak_gb']:.2f} GB): {r['error'][:300]}")
                 continue
+            done[task] = r
             print(f"{task:10s} {r['wall_s']:8.1f} s  peak {r['peak_gb']:5.2f} GB  {json.dumps(r['detail'])}", flush=True)
+        if "daily_mme" in done and "day_rows" in done:
+            print(_compare(done["daily_mme"], done["day_rows"]))
+
+
+def _compare(intervals: dict, days: dict) -> str:
+    """Intervals against day expansion: speed, whole task and method alone, and whether the two
+    summaries agree."""
+    a, b = intervals["detail"], days["detail"]
+    same = all(a[k] == b[k] for k in ("persons", "opioid_days", "days_ge_90", "max_mme"))
+    return (f"daily MME by intervals: {b['method_s'] / a['method_s']:.1f}x faster than day expansion "
+            f"({a['method_s']:.1f} s against {b['method_s']:.1f} s; with staging {days['wall_s'] / intervals['wall_s']:.1f}x); "
+            f"{a['segments']:,} segments against {b['person_days']:,} person-days; "
+            f"summaries {'agree' if same else 'DIFFER'}")
 
 
 def _manifest_rows(workspace: Path) -> list[str]:
