@@ -65,7 +65,46 @@ static void buf_free(Buf *b) {
     b->len = b->cap = 0;
 }
 
-static PyObject *buf_bytes(Buf *b) { return PyBytes_FromStringAndSize(b->data ? b->data : "", b->len); }
+/* A buffer handed over to Python without a copy: a Block owns the memory a Buf grew and frees
+ * it when the last Arrow array wrapping it (pa.py_buffer, through the buffer protocol) is gone. */
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t len;
+} Block;
+
+static int Block_getbuffer(Block *self, Py_buffer *view, int flags) {
+    static char empty[1];
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data ? self->data : empty, self->len, 1, flags);
+}
+
+static void Block_dealloc(Block *self) {
+    free(self->data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs Block_as_buffer = {.bf_getbuffer = (getbufferproc)Block_getbuffer};
+
+static PyTypeObject BlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "rxradar.ingest._asap_scan.Block",
+    .tp_basicsize = sizeof(Block),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Memory the scanner filled, read in place through the buffer protocol.",
+    .tp_dealloc = (destructor)Block_dealloc,
+    .tp_as_buffer = &Block_as_buffer,
+};
+
+/* The Buf's memory as a Block; the Buf is left empty (it no longer owns the memory). */
+static PyObject *buf_handoff(Buf *b) {
+    Block *block = PyObject_New(Block, &BlockType);
+    if (!block) return NULL;
+    block->data = b->data;
+    block->len = b->len;
+    b->data = NULL;
+    b->len = b->cap = 0;
+    return (PyObject *)block;
+}
 
 /* A string column in Arrow layout: int32 offsets, UTF-8 data, validity bitmap. */
 typedef struct {
@@ -118,7 +157,7 @@ static void strcol_free(StrCol *c) {
 }
 
 static PyObject *strcol_tuple(StrCol *c) {
-    return Py_BuildValue("(NNNn)", buf_bytes(&c->data), buf_bytes(&c->offsets), buf_bytes(&c->valid), c->nulls);
+    return Py_BuildValue("(NNNn)", buf_handoff(&c->data), buf_handoff(&c->offsets), buf_handoff(&c->valid), c->nulls);
 }
 
 /* ---- the rows of one kind ---------------------------------------------------------------- */
@@ -196,9 +235,9 @@ static PyObject *rows_tuple(Rows *r) {
         PyTuple_SET_ITEM(cols, i, t);
     }
     return Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", r->rows, "elements", cols,
-                         "row", buf_bytes(&r->row), "file_no", buf_bytes(&r->file_no), "pos", buf_bytes(&r->pos),
-                         "line", buf_bytes(&r->line), "off", buf_bytes(&r->off), "end", buf_bytes(&r->end), "parent", buf_bytes(&r->parent), "pha", buf_bytes(&r->pha),
-                         "unreadable", buf_bytes(&r->unreadable));
+                         "row", buf_handoff(&r->row), "file_no", buf_handoff(&r->file_no), "pos", buf_handoff(&r->pos),
+                         "line", buf_handoff(&r->line), "off", buf_handoff(&r->off), "end", buf_handoff(&r->end), "parent", buf_handoff(&r->parent), "pha", buf_handoff(&r->pha),
+                         "unreadable", buf_handoff(&r->unreadable));
 }
 
 /* ---- one segment ------------------------------------------------------------------------- */
@@ -622,7 +661,7 @@ static PyTypeObject ScannerType = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_asap_scan", NULL, -1, NULL, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__asap_scan(void) {
-    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&BlockType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&ScannerType);
