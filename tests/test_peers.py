@@ -14,6 +14,7 @@ from scipy import stats
 
 from rxradar.analytics.peers import (
     MAD_PER_SD,
+    Measure,
     PeerRules,
     beta_binomial_prior,
     compare,
@@ -265,3 +266,29 @@ def test_compare_lead_components_sum_to_lead_score():
         assert numbers == sorted(numbers, reverse=True)
         assert sum(numbers) == pytest.approx(score, abs=0.005 * len(numbers) + 1e-6)
     assert "high_dose_share" in cols["lead_components"][0]
+
+
+def plain_percentiles(values: list[float]) -> list[float]:
+    """Independent oracle: percent of the group strictly below, plus half of the ties (itself included)."""
+    return [100 * (sum(v < x for v in values) + 0.5 * sum(v == x for v in values)) / len(values) for x in values]
+
+
+def test_compare_ranks_every_measure_among_peers_and_extra_ones_are_not_scored():
+    """Opioid prescriptions and each risk indicator's patient count get a percentile and deciles
+    like every other measure; an extra measure changes neither the lead score nor the flags."""
+    table = prescriber_table()
+    plain = compare(table, "prescriber", ["family"] * 20, PeerRules())
+    doctor_shopping = [1, 0, 2, 0, 0, 3, 0, 1, 0, 0, 2, 0, 0, 1, 0, 0, 0, 5, 0, 1]
+    table = table.append_column("patients_oig_doctor_shopping", pa.array(doctor_shopping))
+    extra = [Measure(id="patients_oig_doctor_shopping", title="Patients: apparent doctor shopping", kind="value",
+                     numerator="patients_oig_doctor_shopping", citation="HHS-OIG", transform="log")]
+    result = compare(table, "prescriber", ["family"] * 20, PeerRules(), extra)
+    cols = result.columns
+    np.testing.assert_allclose(cols["opioid_rx_pctile"], plain_percentiles(table["opioid_rx"].to_pylist()))
+    np.testing.assert_allclose(cols["patients_oig_doctor_shopping_pctile"], plain_percentiles(doctor_shopping))
+    assert cols["patients_oig_doctor_shopping_pctile"][17] == 97.5  # 5 patients, the most of 20
+    assert cols["patients_oig_doctor_shopping_pctile"][1] == pytest.approx(100 * 6 / 20)  # 12 zeros: 0 below, half of 12
+    assert list(cols["lead_score"]) == list(plain.columns["lead_score"])
+    assert cols["flags"] == plain.columns["flags"]
+    measured = {d["measure"] for d in result.deciles}
+    assert {"opioid_rx", "patients_oig_doctor_shopping"} <= measured

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 
 from rxradar.analytics import store
 from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
-from rxradar.analytics.peers import (PeerRules, compare, decile_row, group_members, percentile_rank, peer_groups,
-                                     top_decile_runs)
+from rxradar.analytics.peers import (Measure, PeerRules, compare, decile_row, group_members, percentile_rank,
+                                     peer_groups, top_decile_runs)
 from rxradar.catalog import open_engine
 from rxradar.durable import now, replacing
 from rxradar.engine import Engine
@@ -162,7 +162,12 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
     wide = scope[settings.peer_scope]
     own = [f"{sp} | {w}" for sp, w in zip(specialty, wide)] if settings.peer_scope != "national" else specialty
     groups = peer_groups(own, [f"all specialties | {w}" for w in wide], rules.min_peers)
-    result = compare(table, "prescriber", groups, rules)
+    # The patients meeting each risk indicator: percentiles and deciles among peers, not scored
+    # (the lead score counts at-risk patients once, through at_risk_share).
+    per_indicator = [Measure(id=f"patients_{i.id}", title=f"Patients: {i.title}", kind="value",
+                             numerator=f"patients_{i.id}", citation=i.citation, transform="log")
+                     for i in items if i.kind == "flag"]
+    result = compare(table, "prescriber", groups, rules, per_indicator)
     months = engine.query("SELECT * FROM prescriber_months ORDER BY prescriber_id, month")
     months, month_deciles, runs = _monthly(months, table["prescriber_id"].to_pylist(), groups, rules)
     flags, reasons = result.columns.pop("flags"), result.columns.pop("reasons")

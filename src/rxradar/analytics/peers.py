@@ -179,11 +179,12 @@ class Comparison:
     deciles: list[dict]
 
 
-def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -> Comparison:
+def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules,
+            extra: Sequence[Measure] = ()) -> Comparison:
     """Everything peer-relative for ``table`` (one row per entity; ``groups`` its peer groups).
 
-    For each measure m: ``m`` (the raw value), ``m_eb`` (shrunk, for shares and means) and
-    ``m_pctile``; then ``flags`` (rule names), ``reasons`` (one sentence per flag naming the rule,
+    For each measure m (the entity's declared measures, then ``extra``): ``m`` (the raw value),
+    ``m_eb`` (shrunk, for shares and means) and ``m_pctile``; then ``flags`` (rule names), ``reasons`` (one sentence per flag naming the rule,
     the value and the peer distribution), ``lead_score`` and ``lead_components``.
     """
     n = table.num_rows
@@ -195,7 +196,7 @@ def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules) -
     components = np.zeros((n, 0))
     names: list[str] = []
     deciles: list[dict] = []
-    for m in measures(entity):
+    for m in (*measures(entity), *extra):
         raw, den = measure_values(m, table)
         cols[m.id] = raw
         compared = _shrunk(m, table, raw, den, members, rules, flags)
