@@ -128,6 +128,30 @@ def test_doctor_shopping_and_multiple_provider_episodes():
     assert rows["B"]["omp_pqa"] is False
 
 
+def test_pbss_episode_needs_five_and_five_within_182_days():
+    # Five prescribers and five pharmacies: fills on days 0-160 fall in one 182-day window; with
+    # the last on day 182 the window ending there, days 1-182, leaves the first out.
+    def five(person: str, days: list[int]) -> list[Fill]:
+        return [opioid(person, date(2023, 1, 1) + timedelta(days=d), 20, 30.0, prescriber=f"P{i}", pharmacy=f"H{i}",
+                       fill_id=f"{person}{i}") for i, d in enumerate(days)]
+    rows, _ = run(five("A", [0, 40, 80, 120, 160]) + five("B", [0, 45, 90, 135, 182]))
+    assert rows["A"]["mpe_pbss"] is True and rows["A"]["omp_pqa"] is True
+    assert rows["B"]["mpe_pbss"] is False
+    assert rows["B"]["omp_pqa"] is True  # days 45-182: four and four within 180 days
+    # Many providers but a low dose: not doctor shopping in HHS-OIG's sense (needs high amounts).
+    assert rows["A"]["oig_high_amounts"] is False and rows["A"]["oig_doctor_shopping"] is False
+
+
+def test_oig_doctor_shopping_needs_four_prescribers_and_four_pharmacies():
+    # High amounts (130 MME every day for 160 days) from three prescribers and four pharmacies.
+    fills = [opioid("A", date(2023, 1, 1) + timedelta(days=40 * i), 40, 130.0, prescriber=f"P{min(i, 2)}",
+                    pharmacy=f"H{i}", fill_id=f"F{i}") for i in range(4)]
+    rows, _ = run(fills)
+    assert (rows["A"]["opioid_prescribers"], rows["A"]["opioid_pharmacies"]) == (3, 4)
+    assert rows["A"]["oig_high_amounts"] is True
+    assert rows["A"]["oig_doctor_shopping"] is False
+
+
 def test_benzodiazepine_overlap_and_opioid_naive_long_acting_start():
     fills = [opioid("A", date(2023, 5, 1), 30, 60.0, drug="oxycodone er"), benzo("A", date(2023, 5, 11), 30),
              opioid("B", date(2023, 5, 1), 30, 20.0), opioid("B", date(2023, 6, 10), 30, 60.0, drug="morphine er")]
