@@ -32,6 +32,7 @@ def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path):
     assert re.search(rf"│ dispensations\s*│\s*{dispensations:,}\s*│", again.output)
     assert (tmp_path / "results" / "prescriber_metrics.csv").read_bytes() == first_metrics
     _identified_patient_file_is_private_and_audited(runner, tmp_path)
+    _analysis_periods_peer_scope_and_columns(runner, tmp_path)
 
 
 def _identified_patient_file_is_private_and_audited(runner, tmp_path):
@@ -55,3 +56,28 @@ def _identified_patient_file_is_private_and_audited(runner, tmp_path):
     with Workspace(tmp_path / "workspace", create=False) as ws:
         audited = ws.meta.execute("SELECT target, detail FROM audit_log WHERE action = 'export_identified'").fetchall()
     assert [(t, json.loads(d)["path"]) for t, d in audited] == [("patient_indicators", str(path))]
+
+
+def _analysis_periods_peer_scope_and_columns(runner, tmp_path):
+    import csv
+
+    workspace = str(tmp_path / "workspace")
+    clash = runner.invoke(app, ["analyze", "-w", workspace, "--period", "2022", "--start", "2022-01-01"])
+    assert clash.exit_code == 2 and "give --period or --start/--end, not both" in clash.output
+    out = tmp_path / "quarter"
+    result = runner.invoke(app, ["analyze", "-w", workspace, "--start", "2022-01-01", "--end", "2022-03-31",
+                                 "--peer-scope", "national", "--out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "analysed 2022-01-01 to 2022-03-31" in result.output
+    with open(out / "prescriber_metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    required = ["prescriber_id", "specialty", "peer_group", "patients", "opioid_rx", "mme_total", "mme_per_patient",
+                "mean_patient_age", "lead_score", "rank", "flags", "reasons"]
+    assert set(required) <= set(rows[0])
+    assert sorted(int(r["rank"]) for r in rows) == list(range(1, len(rows) + 1))
+    # National peers: a specialty's prescribers compared across every state, so the group is the
+    # specialty alone, or everyone when the specialty has too few prescribers.
+    for r in rows:
+        specialty = r["specialty"] or "Unknown specialty"
+        assert r["peer_group"] in (specialty, "all specialties | national"), r
+    assert any(r["peer_group"] == r["specialty"] for r in rows)
