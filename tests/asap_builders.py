@@ -16,6 +16,7 @@ DEA_PRESCRIBER, DEA_OTHER, DEA_PHARMACY = "BJ6543210", "AP5836727", "F91234563"
 
 # Real NDCs from the shipped reference; test_asap_spec checks each is the product named here.
 OXYCODONE_10MG = "00228298311"  # oxycodone-acetaminophen 10 mg tablet, oral, short-acting
+OXYCODONE_ER_10MG = "00093002401"  # oxycodone HCl 10 mg extended-release tablet, long-acting
 HYDROCODONE_5MG = "00029136533"  # Anexsia, hydrocodone 5 mg, oral
 FENTANYL_25MCGHR = "00093690045"  # fentanyl transdermal system 25 mcg/hr
 TRAMADOL_50MG = "00045065910"  # Ultram 50 mg, oral

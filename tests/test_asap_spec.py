@@ -24,6 +24,7 @@ from asap_builders import (
     NPI_PHARMACY,
     NPI_PRESCRIBER,
     OXYCODONE_10MG,
+    OXYCODONE_ER_10MG,
     TRAMADOL_50MG,
     ingest,
     put,
@@ -604,30 +605,37 @@ def test_ssn_is_hashed_as_its_nine_digits(ws, tmp_path):
 
 # --- MME worked examples (formats.md §3.3) ------------------------------------------------------
 
-@pytest.mark.parametrize("ndc,qty,days,table,drug,drug_class,mme", [
-    (OXYCODONE_10MG, "60", "30", "cdc2017_datafile", "oxycodone", "opioid", 30.0),
-    (OXYCODONE_10MG, "60", "30", "cdc2022", "oxycodone", "opioid", 30.0),
-    (HYDROCODONE_5MG, "120", "30", "cdc2017_datafile", "hydrocodone", "opioid", 20.0),
-    (HYDROCODONE_5MG, "120", "30", "cdc2022", "hydrocodone", "opioid", 20.0),
-    (FENTANYL_25MCGHR, "10", "30", "cdc2017_datafile", "fentanyl", "opioid", 60.0),
-    (FENTANYL_25MCGHR, "10", "30", "cdc2022", "fentanyl", "opioid", 60.0),
-    (TRAMADOL_50MG, "90", "30", "cdc2017_datafile", "tramadol", "opioid", 15.0),
-    (TRAMADOL_50MG, "90", "30", "cdc2022", "tramadol", "opioid", 30.0),
-    (BUPRENORPHINE_2MG, "30", "30", "cdc2017_datafile", "buprenorphine", "moud", None),
-    (BUPRENORPHINE_2MG, "30", "30", "cdc2022", "buprenorphine", "moud", None),
-    (ALPRAZOLAM_025MG, "60", "30", "cdc2017_datafile", "alprazolam", "benzodiazepine", None),
+@pytest.mark.parametrize("ndc,qty,days,table,drug,drug_class,long_acting,strength,factor,mme", [
+    (OXYCODONE_10MG, "60", "30", "cdc2017_datafile", "oxycodone", "opioid", False, 10.0, 1.5, 30.0),
+    (OXYCODONE_10MG, "60", "30", "cdc2022", "oxycodone", "opioid", False, 10.0, 1.5, 30.0),
+    (OXYCODONE_ER_10MG, "60", "30", "cdc2017_datafile", "oxycodone", "opioid", True, 10.0, 1.5, 30.0),
+    (HYDROCODONE_5MG, "120", "30", "cdc2017_datafile", "hydrocodone", "opioid", False, 5.0, 1.0, 20.0),
+    (HYDROCODONE_5MG, "120", "30", "cdc2022", "hydrocodone", "opioid", False, 5.0, 1.0, 20.0),
+    # A 25 mcg/hr patch: the 2017 file's 7.2 per mcg/hr per patch-day over 3 days per patch is
+    # the 2022 guideline's 2.4 MME per mcg/hr worn.
+    (FENTANYL_25MCGHR, "10", "30", "cdc2017_datafile", "fentanyl", "opioid", True, 25.0, 7.2, 60.0),
+    (FENTANYL_25MCGHR, "10", "30", "cdc2022", "fentanyl", "opioid", True, 25.0, 7.2, 60.0),
+    (TRAMADOL_50MG, "90", "30", "cdc2017_datafile", "tramadol", "opioid", False, 50.0, 0.1, 15.0),
+    (TRAMADOL_50MG, "90", "30", "cdc2022", "tramadol", "opioid", False, 50.0, 0.2, 30.0),
+    (BUPRENORPHINE_2MG, "30", "30", "cdc2017_datafile", "buprenorphine", "moud", True, 2.0, None, None),
+    (BUPRENORPHINE_2MG, "30", "30", "cdc2022", "buprenorphine", "moud", True, 2.0, None, None),
+    (ALPRAZOLAM_025MG, "60", "30", "cdc2017_datafile", "alprazolam", "benzodiazepine", None, 0.25, None, None),
 ])
-def test_mme_worked_examples(ws, tmp_path, ndc, qty, days, table, drug, drug_class, mme):
+def test_mme_worked_examples(ws, tmp_path, ndc, qty, days, table, drug, drug_class, long_acting, strength, factor,
+                             mme):
     outcome = ingest(ws, put(tmp_path, "mme.txt", wrap([PHA, PAT, dsp("RX1", ndc=ndc, qty=qty, days=days), PRE])),
                      mme_table=table)
     assert (outcome.rejected, outcome.warnings) == (0, 0)
     (d,) = dispensations(ws, mme_table=table)
-    assert (d["drug"], d["drug_class"]) == (drug, drug_class)
+    assert (d["drug"], d["drug_class"], d["long_acting"], d["strength_per_unit"]) == (
+        drug, drug_class, long_acting, strength)
+    assert d["mme_factor"] == (None if factor is None else pytest.approx(factor))
     assert d["mme_per_day"] == (None if mme is None else pytest.approx(mme))
 
 
 @pytest.mark.parametrize("ndc,drug,form_group,strength,unit,drug_class", [
     (OXYCODONE_10MG, "oxycodone", "oral", 10.0, "MG", "opioid"),
+    (OXYCODONE_ER_10MG, "oxycodone", "oral", 10.0, "MG", "opioid"),
     (HYDROCODONE_5MG, "hydrocodone", "oral", 5.0, "MG", "opioid"),
     (FENTANYL_25MCGHR, "fentanyl", "transdermal", 25.0, "MCG/HR", "opioid"),
     (TRAMADOL_50MG, "tramadol", "oral", 50.0, "MG", "opioid"),
