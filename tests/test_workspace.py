@@ -387,7 +387,7 @@ def test_sigkill_during_ingest_leaves_only_committed_data(tmp_path, big_asap, bi
     ready, pause = KILL_POINTS[kill_point]
     state = crash_and_recover(tmp_path, source, n_big, ready, pause)
     # The kill landed where it was meant to: otherwise this test proves less than it says.
-    assert state["finished"] or state[CRASH_STATE[kill_point]], state
+    assert not state["finished"] and state[CRASH_STATE[kill_point]], state
 
 
 LARGE_KILL_POINTS = {
@@ -414,4 +414,4 @@ def test_sigkill_during_a_large_ingest(tmp_path, large_asap, kill_point):
     ready = LARGE_KILL_POINTS[kill_point](source.stat().st_size)
     state = crash_and_recover(tmp_path, source, n, ready, pause=kill_point == "committing")
     expected = {"scanning": "running", "dispensations": "tmp", "identities": "tmp", "committing": "uncommitted"}
-    assert state["finished"] or state[expected[kill_point]], state
+    assert not state["finished"] and state[expected[kill_point]], state
