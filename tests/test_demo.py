@@ -81,3 +81,10 @@ def _analysis_periods_peer_scope_and_columns(runner, tmp_path):
         specialty = r["specialty"] or "Unknown specialty"
         assert r["peer_group"] in (specialty, "all specialties | national"), r
     assert any(r["peer_group"] == r["specialty"] for r in rows)
+    # Pharmacies are compared within urban/rural and chain/independent (chain stores report their
+    # site ID in PHA12), falling back to all pharmacies where a group has too few.
+    with open(out / "pharmacy_metrics.csv", newline="") as f:
+        groups = {r["peer_group"] for r in csv.DictReader(f)}
+    assert "urban | chain" in groups
+    assert groups <= {f"{place} | {kind}" for place in ("urban", "rural", "unknown place")
+                      for kind in ("chain", "independent or unknown")} | {"all pharmacies"}

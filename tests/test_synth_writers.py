@@ -90,7 +90,7 @@ def tiny_world(n_fills: int = 240, seed: int = 7) -> World:
         "pharmacy_key": k, "npi": npi_with_check_digit(f"1{500000 + k:08d}"), "ncpdp": ncpdp,
         "dea": dea_with_check_digit("F" + name[0], f"{300000 + k:06d}"), "name": name, "address": f"{10 + k} MAIN ST",
         "city": city, "state": "WV", "zip": zip5, "county_fips": county, "lat": 38.3 + k / 10, "lon": -81.6 - k / 10,
-        "chain": k == 0, "asap_version": version, "terminator": term, "software": software,
+        "chain": k == 0, "chain_site_id": "1000" if k == 0 else None, "asap_version": version, "terminator": term, "software": software,
     } for k, ncpdp, name, city, zip5, county, version, term, software in PHARMACY_ROWS]
     prescribers = [{
         "prescriber_key": k, "npi": npi_with_check_digit(f"1{700000 + k:08d}"),
@@ -319,7 +319,8 @@ def reference_files(world: World) -> dict[str, str]:
             created = datetime(1970, 1, 1) + timedelta(
                 seconds=int(created_seconds(world.seed, ph["pharmacy_key"], monday_days)[0]))
             pha = {"PHA01": ph["npi"], "PHA02": ph["ncpdp"], "PHA03": ph["dea"], "PHA04": ph["name"],
-                   "PHA05": ph["address"], "PHA07": ph["city"], "PHA08": ph["state"], "PHA09": ph["zip"]}
+                   "PHA05": ph["address"], "PHA07": ph["city"], "PHA08": ph["state"], "PHA09": ph["zip"],
+                   "PHA12": ph["chain_site_id"] or ""}
             f = AsapFile(ph["asap_version"], f"{ph['ncpdp']}{created:%Y%m%d%H%M%S}", created, ph["npi"],
                          ph["software"] or ph["name"], [AsapPharmacy(pha, patients)])
             text = io.StringIO()
@@ -490,9 +491,12 @@ def test_workspace_writer_equals_ingesting_the_files(world, tmp_path):
             crosswalk = "zip_county, zip, county_fips, state, res_ratio"
             assert query(direct, f"SELECT {crosswalk} FROM zip_counties ORDER BY 1") == query(
                 files, f"SELECT {crosswalk} FROM zip_counties ORDER BY 1")
-            place = "pharmacy_id, npi, ncpdp, dea, name, county_fips, lat, lon"
+            place = "pharmacy_id, npi, ncpdp, dea, name, county_fips, lat, lon, chain_site_id"
             assert query(direct, f"SELECT {place} FROM pharmacies ORDER BY 1") == query(
                 files, f"SELECT {place} FROM pharmacies ORDER BY 1")
+            # The chain store's site ID comes from its own reports (PHA12): the registry has none.
+            assert query(files, "SELECT name, chain_site_id FROM pharmacies WHERE chain_site_id IS NOT NULL") == [
+                {"name": world.pharmacies["name"][0].as_py(), "chain_site_id": "1000"}]
             with open_engine(direct, load_settings(workspace=direct_root)) as engine:
                 assert table_counts(engine) == rows
             assert [m["kind"] for m in direct.manifest()] == ["synthetic"]

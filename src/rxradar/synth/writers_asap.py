@@ -174,8 +174,10 @@ class _Plan:
         world, rep = self.world, self.rep
         p = _cleaned(world.pharmacies, ("npi", "ncpdp", "dea", "name", "address", "city", "state", "zip", "software"),
                      "pharmacy").to_pylist()
+        site = world.pharmacies["chain_site_id"].to_pylist()
         self.pha = [trimmed_segment("PHA", [x["npi"], x["ncpdp"], x["dea"], x["name"], x["address"], None, x["city"],
-                                            x["state"], (x["zip"] or "")[:5]]) for x in p]
+                                            x["state"], (x["zip"] or "")[:5], None, None, site[i]])
+                    for i, x in enumerate(p)]
         self.sender = [(x["npi"] or rep.pharmacy_id[i], x["software"] or x["name"] or rep.pharmacy_id[i])
                        for i, x in enumerate(p)]
         self.is50 = np.array([v.startswith("5") for v in rep.version])

@@ -192,6 +192,7 @@ def _write_providers(world: World, tx: IngestTransaction) -> None:
         "dea": ph["dea"], "name": ph["name"], "address": ph["address"], "city": ph["city"], "state": ph["state"],
         "zip": pc.utf8_slice_codeunits(pc.replace_substring(ph["zip"], "-", ""), 0, 5),
         "county_fips": ph["county_fips"], "lat": ph["lat"], "lon": ph["lon"],
+        "chain_site_id": ph["chain_site_id"],  # what the pharmacies' own reports (PHA12) give
         "source": pa.repeat(pa.scalar("csv"), ph.num_rows),
     })))
 
