@@ -316,3 +316,32 @@ def test_settings_lists_every_setting_with_its_variable(state):
         row = rf"{name}\s*│\s*{re.escape(str(default)[:20])}.*│\s*RXRADAR_{name.upper()}"
         assert re.search(row, result.output), name
         assert help_text.split()[0] in result.output
+
+
+# --- synth ------------------------------------------------------------------------------------------
+
+
+def test_synth_writes_a_state_and_says_what_is_in_it(tmp_path):
+    out = tmp_path / "state"
+    result = rxradar("synth", "--persons", "1500", "--seed", "3", "--start", "2023-01-01", "--end", "2023-06-30",
+                     "--out", out, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    m = re.search(r"wrote a synthetic WV to .*: 1,500 persons, ([\d,]+) prescribers, ([\d,]+) pharmacies, "
+                  r"([\d,]+) dispensations, ([\d,]+) deaths, ([\d,]+) planted anomalies", result.output)
+    assert m, result.output
+    for name in ("deaths.csv", "deaths.ije", "prescribers_nppes.csv", "pharmacies.csv", "zip_county.csv",
+                 "truth/anomalies.csv", "truth/identity_variants.parquet"):
+        assert (out / name).is_file(), name
+    weekly = sorted((out / "asap").rglob("*.asap"))
+    assert weekly and all(f.stat().st_size > 0 for f in weekly)
+    with open(out / "pharmacies.csv", newline="") as f:
+        assert sum(1 for _ in csv.DictReader(f)) == int(m.group(2).replace(",", ""))
+
+
+def test_synth_refuses_large_asap_and_a_bad_date_without_writing(tmp_path):
+    large = rxradar("synth", "--scale", "large", "--format", "asap", "--out", tmp_path / "big")
+    assert large.exit_code == 2
+    assert "the large scale is written as --format parquet only" in " ".join(large.output.split())
+    bad = rxradar("synth", "--start", "2023-02-30", "--out", tmp_path / "bad")
+    assert bad.exit_code == 2 and "error" in bad.output
+    assert not (tmp_path / "big").exists() and not (tmp_path / "bad").exists()
