@@ -45,8 +45,9 @@ CROSSWALK = [{"zip_county": f"{z}|{c}", "zip": z, "county_fips": c, "res_ratio":
              for z, c in (("25301", "54039"), ("25701", "54011"), ("25601", "54045"))]
 PRESCRIBER_ROWS = [{"prescriber_id": "P1", "specialty": "Family Medicine", "state": "WV", "zip": "25301", "source": "nppes"},
                    {"prescriber_id": "P2", "specialty": "Dentist", "state": "WV", "zip": "25601", "source": "nppes"}]
-PHARMACY_ROWS = [{"pharmacy_id": "H1", "county_fips": "54039", "lat": 38.35, "lon": -81.63, "source": "csv"},
-                 {"pharmacy_id": "H2", "county_fips": "54011", "source": "csv"}]
+PHARMACY_ROWS = [{"pharmacy_id": "H1", "county_fips": "54039", "lat": 38.35, "lon": -81.63, "chain_site_id": None,
+                  "source": "csv"},
+                 {"pharmacy_id": "H2", "county_fips": "54011", "chain_site_id": "0417", "source": "asap"}]
 
 
 def fill(i: int, identity: str, prescriber: str, pharmacy: str, day: date, days: int, mme: float, pay: str = "04",
@@ -96,11 +97,13 @@ def test_persons_match_on_normalised_name_birth_date_and_sex(engine):
     assert persons[smith]["birth_year"] == 1960
 
 
-def miles_by_cosines(a: str, b: str) -> float:
-    """Great-circle distance by the spherical law of cosines (the product uses haversine)."""
-    where = {r["fips"]: (math.radians(r["lat"]), math.radians(r["lon"])) for r in counties("WV").to_pylist()}
-    (la1, lo1), (la2, lo2) = where[a], where[b]
-    return 3958.8 * math.acos(math.sin(la1) * math.sin(la2) + math.cos(la1) * math.cos(la2) * math.cos(lo2 - lo1))
+def miles_by_cosines(a: str | tuple[float, float], b: str | tuple[float, float]) -> float:
+    """Great-circle distance by the spherical law of cosines (the product uses haversine) between
+    county centroids (by FIPS) or (lat, lon) points."""
+    where = {r["fips"]: (r["lat"], r["lon"]) for r in counties("WV").to_pylist()}
+    (la1, lo1), (la2, lo2) = (map(math.radians, where[x] if isinstance(x, str) else x) for x in (a, b))
+    cos = math.sin(la1) * math.sin(la2) + math.cos(la1) * math.cos(la2) * math.cos(lo2 - lo1)
+    return 3958.8 * math.acos(min(1.0, cos))
 
 
 def test_prescriber_measures_by_hand(engine):
@@ -132,3 +135,11 @@ def test_pharmacy_measures_by_hand(engine):
     # Smith's second oxycodone fill came 19 days into a 30-day supply (< 75%): an early refill, at H2.
     assert (h2["opioid_rx"], h2["early_refill_rx"], h2["cash_rx"], h2["schedule_ii_rx"]) == (1, 1, 1, 1)
     assert h1["early_refill_rx"] == 0
+    # Travel: H1 stands at its own coordinates; its patients live in Cabell (Smith, by his latest
+    # ZIP) and Logan (O'Brien). H2 has no coordinates, so it sits at Cabell's centroid, where its
+    # one patient, Smith, lives.
+    expected = (miles_by_cosines("54011", (38.35, -81.63)) + miles_by_cosines("54045", (38.35, -81.63))) / 2
+    assert h1["median_patient_miles"] == pytest.approx(expected, rel=1e-9)
+    assert h2["median_patient_miles"] == pytest.approx(0.0, abs=1e-9)
+    # Chain or not is known only from a chain site ID (ASAP PHA12).
+    assert (h1["chain_known"], h2["chain_known"]) == (False, True)
