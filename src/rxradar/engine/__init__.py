@@ -90,6 +90,13 @@ class Engine:
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from exc
 
+    def insert(self, name: str, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Append a query's result to table ``name`` (columns by position)."""
+        try:
+            self._con.sql(f"INSERT INTO {name} {sql}", params=params or None)
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from exc
+
     def stage(self, name: str, sql: str, path: Path, params: Mapping[str, Any] | None = None) -> None:
         """Write a query's result to Parquet at ``path`` and make ``name`` a view over it: for
         intermediate results too large to hold in memory (a Parquet scan is cheap)."""

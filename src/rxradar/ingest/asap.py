@@ -26,6 +26,10 @@ from rxradar.workspace import IngestTransaction, Member
 LEGACY_PARTIAL_VERSIONS = ("4.0", "4.1")
 SSN_QUALIFIER = "07"  # PAT02/PAT05 code for a Social Security number
 SCRATCH_TABLES = ("asap_rules", "asap_patients", "asap_rows", *(f"asap_{name}" for name in TABLES))
+# Records are checked in slices of at most this many DSP rows per GB of engine memory: a batch of
+# 16M records checked whole needed 2 GB and failed at 1 GB (the engine's hash tables over every
+# record at once), so a slice leaves room for the rest at any size of file.
+DSP_ROWS_PER_GB = 2_000_000
 
 __all__ = ["AsapFormatError", "AsapSummary", "Batch", "load"]
 
@@ -55,6 +59,7 @@ class Batch:
 
     def __init__(self, engine: Engine, memory_limit: int):
         self.engine = engine
+        self.memory_limit = memory_limit
         self._in_engine = False
         self._scanner = BatchScanner(self._move_to_engine, memory_limit // self.HELD_SHARE)
 
@@ -86,7 +91,8 @@ class Batch:
             self.engine.register(f"asap_{name}", taken[name])
 
     def close(self) -> None:
-        self.engine.query("DROP VIEW IF EXISTS asap_kept")
+        for view in ("asap_kept", "asap_rows_of_slice"):
+            self.engine.query(f"DROP VIEW IF EXISTS {view}")
         for name in TABLES:
             try:
                 self.engine.unregister(f"asap_{name}")
@@ -118,6 +124,7 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         with keyed_hash_function(engine, key):
             engine.execute("asap_patients")
         engine.execute("asap_records")
+        _check_records(engine, max(100_000, DSP_ROWS_PER_GB * batch.memory_limit // 2**30))
         engine.execute("asap_kept")
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
             path = tx.scratch_path(table)
@@ -141,6 +148,20 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         m.records_read += c["records"]
         summaries[m.ingest_id] = AsapSummary(s.header, c["records"], c["zero_reports"], c["kept"])
     return summaries
+
+
+def _check_records(engine: Engine, slice_rows: int) -> None:
+    """Table ``asap_rows`` from view ``asap_rows_of_slice`` (asap_records.sql), ``slice_rows`` DSP
+    rows at a time. Rows are numbered in file order, so a slice's patients are a range of PAT rows
+    too. A batch of any size is at least one slice, so the table always exists."""
+    span = "SELECT coalesce(min({0}), 0) AS first, coalesce(max({0}), -1) AS last FROM asap_dsp"
+    dsp = engine.query(span.format("row")).to_pylist()[0]
+    for i, start in enumerate(range(dsp["first"], dsp["last"] + 1, slice_rows) or [dsp["first"]]):
+        stop = start + slice_rows - 1
+        pat = engine.query(span.format("pat_row") + " WHERE row BETWEEN $start AND $stop",
+                           {"start": start, "stop": stop}).to_pylist()[0]
+        engine.set_variables(asap_dsp_from=start, asap_dsp_to=stop, asap_pat_from=pat["first"], asap_pat_to=pat["last"])
+        (engine.insert if i else engine.materialize)("asap_rows", "SELECT * FROM asap_rows_of_slice")
 
 
 def _write_providers(engine: Engine, tx: IngestTransaction) -> None:

@@ -1,5 +1,6 @@
--- asap_rows, one row per DSP segment of the loaded ASAP files with its pharmacy (PHA), patient
--- (PAT) and prescriber (PRE), typed and checked. Problems are bits of problem_bits (rules in
+-- asap_rows (assembled from asap_rows_of_slice below by rxradar.ingest.asap), one row per DSP
+-- segment of the loaded ASAP files with its pharmacy (PHA), patient (PAT) and prescriber (PRE),
+-- typed and checked. Problems are bits of problem_bits (rules in
 -- asap_rules below); a record breaking a 'rejected' rule is not kept. Patient text stays in
 -- asap_patients (one row per PAT, pseudonymised: asap_patient_keys.sql), so asap_rows holds only
 -- what dispensations and checks need.
@@ -46,7 +47,10 @@ SELECT * FROM (VALUES
     (26, 'PAT', 'rejected', 'an unreadable segment stands between this DSP and its PAT; the patient is uncertain')
 ) AS r(bit, field, severity, reason);
 
-CREATE OR REPLACE TEMP TABLE asap_rows AS
+-- asap_rows_of_slice is asap_rows for the DSP rows numbered asap_dsp_from..asap_dsp_to (and the
+-- PAT rows asap_pat_from..asap_pat_to they can belong to): a batch too large for the engine's
+-- memory is checked a slice at a time (rxradar.ingest.asap), each slice's hash tables small.
+CREATE OR REPLACE TEMP VIEW asap_rows_of_slice AS
 WITH pha AS (
     SELECT p.row AS pha_row, p.pos AS pha_pos, p.line AS pha_line,
            CASE WHEN n.npi_ok THEN p.pha01 WHEN c.ncpdp_ok THEN p.pha02 WHEN d.dea_ok THEN p.pha03 END AS pharmacy_id
@@ -59,6 +63,7 @@ pat AS (
     SELECT pat_row, pat_pos, pat_line, identity_id, zero_report AS pat_zero_report,
            pat07 IS NULL OR pat08 IS NULL AS name_missing, birth_date IS NULL AS birth_missing, pat19, pat20, pat21
     FROM asap_patients
+    WHERE pat_row BETWEEN getvariable('asap_pat_from') AND getvariable('asap_pat_to')
 ),
 pre AS (
     SELECT e.row AS pre_row, e.dsp_row, e.pos AS pre_pos, e.line AS pre_line, e.pre01, e.pre02,
@@ -66,7 +71,7 @@ pre AS (
     FROM asap_pre AS e
     LEFT JOIN id_checks AS n ON n.v = e.pre01
     LEFT JOIN id_checks AS d ON d.v = e.pre02
-    WHERE e.dsp_row IS NOT NULL
+    WHERE e.dsp_row BETWEEN getvariable('asap_dsp_from') AND getvariable('asap_dsp_to')
 ),
 joined AS (
     -- record_number is the DSP's segment number in the file: unique, in file order, and what
@@ -83,6 +88,7 @@ joined AS (
     LEFT JOIN pha ON pha.pha_row = d.pha_row
     LEFT JOIN pat ON pat.pat_row = d.pat_row
     LEFT JOIN pre ON pre.dsp_row = d.row
+    WHERE d.row BETWEEN getvariable('asap_dsp_from') AND getvariable('asap_dsp_to')
 ),
 typed AS (
     SELECT j.*,
