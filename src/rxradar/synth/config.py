@@ -47,12 +47,14 @@ class Behaviour:
 class Mortality:
     """Overdose hazard and what raises it (relative risks from the literature, rounded)."""
 
-    overdose_base_per_year: float = 0.00025  # among adults with any opioid fill
+    # Among adults with any opioid fill; with the risks below, opioid overdose deaths come to about
+    # 60 per 100,000 residents a year, the order of West Virginia's rates in 2019-2023.
+    overdose_base_per_year: float = 0.00035
     overdose_population_per_year: float = 0.00025  # illicit-only deaths among everyone else
     rr_mme_50: float = 2.0  # 50-89 MME/day (Bohnert 2011; Dunn 2010)
     rr_mme_90: float = 4.0  # >= 90 MME/day
     rr_benzo_overlap: float = 3.0  # concurrent benzodiazepine (Park 2015)
-    rr_multiple_providers: float = 3.0  # >= 4 prescribers (Gwira Baumblatt 2014)
+    rr_multiple_providers: float = 3.0  # >= 4 prescribers within 180 days (Gwira Baumblatt 2014)
     rr_pill_mill_patient: float = 2.5
     rr_oud: float = 4.0
     rr_cluster_county: float = 2.5
