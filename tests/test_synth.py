@@ -132,6 +132,42 @@ def test_specialty_mix_and_death_rates(world):
     assert 5 < all_per_1k < 20, all_per_1k  # WV crude death rate ~ 12-15 per 1,000
 
 
+def test_people_and_providers_live_where_the_state_does_and_the_cluster_is_contiguous(world):
+    from rxradar.reference.counties import adjacency, counties
+
+    population = {r["fips"]: r["pop2019"] for r in counties("WV").to_pylist()}
+    residents = Counter(world.persons["county_fips"].to_pylist())
+    fips = sorted(population)
+    r = np.corrcoef([population[f] for f in fips], [residents.get(f, 0) for f in fips])[0, 1]
+    assert r > 0.99  # 20,000 residents over 55 counties, drawn in proportion to population
+    # Rural areas are thinner: fewer prescribers and pharmacies per resident in the smallest
+    # quarter of counties than in the largest.
+    by_size = sorted(fips, key=population.get)
+    smallest, largest = by_size[:len(fips) // 4], by_size[-(len(fips) // 4):]
+    for table in (world.prescribers, world.pharmacies):
+        here = Counter(table["county_fips"].to_pylist())
+        per_100k = [sum(here.get(f, 0) for f in group) / sum(population[f] for f in group) * 100_000
+                    for group in (smallest, largest)]
+        assert per_100k[0] < per_100k[1], per_100k
+    # The overdose cluster is a connected group of adjacent counties.
+    cluster = {a["entity_id"] for a in world.anomalies.to_pylist() if a["kind"] == "overdose_cluster"}
+    neighbours = adjacency("WV")
+    reached, frontier = set(), [next(iter(cluster))]
+    while frontier:
+        county = frontier.pop()
+        reached.add(county)
+        frontier += [n for n in neighbours[county] if n in cluster and n not in reached]
+    assert reached == cluster and len(cluster) == CONFIG.anomalies.cluster_size
+
+
+def test_death_records_carry_identity_noise_too(world):
+    noise = dict(zip(world.identity_variants["variant_id"].to_pylist(), world.identity_variants["noise"].to_pylist()))
+    kinds = Counter(noise[v] for v in world.deaths["variant_id"].to_pylist())
+    noisy = world.deaths.num_rows - kinds["none"]
+    assert 0.03 < noisy / world.deaths.num_rows < 0.3, kinds
+    assert len(set(kinds) - {"none"}) >= 4  # typos, nicknames, changed names, swapped dates...
+
+
 def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers():
     """On 200,000 residents over five years (about 600 opioid overdose deaths), computed here from
     the fills and death records alone: the death rate among opioid users is higher at >= 90 MME/day
