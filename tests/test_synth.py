@@ -168,15 +168,30 @@ def test_death_records_carry_identity_noise_too(world):
     assert len(set(kinds) - {"none"}) >= 4  # typos, nicknames, changed names, swapped dates...
 
 
-def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers():
-    """On 200,000 residents over five years (about 600 opioid overdose deaths), computed here from
-    the fills and death records alone: the death rate among opioid users is higher at >= 90 MME/day
-    than under 50, with a benzodiazepine than without, and with >= 4 opioid prescribers within
-    180 days than without; the state's rate is of West Virginia's order."""
+STATE_CONFIG = SynthConfig(persons=200_000, seed=11)  # five years: about 600 opioid overdose deaths
+
+
+@pytest.fixture(scope="module")
+def state():
+    """A state large enough for rates of rare events (built in about 5 s)."""
+    return build_world(STATE_CONFIG)
+
+
+def opioid_overdose_deaths(world) -> np.ndarray:
     from rxradar.icd10 import classify_death
 
-    config = SynthConfig(persons=200_000, seed=11)
-    world = build_world(config)
+    died = np.zeros(world.persons.num_rows, dtype=bool)
+    for who, underlying, causes in zip(world.deaths["person_id"].to_pylist(), world.deaths["underlying_cause"].to_pylist(),
+                                       world.deaths["multiple_causes"].to_pylist()):
+        died[who] = classify_death(underlying, causes).is_opioid_overdose
+    return died
+
+
+def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers(state):
+    """Computed here from the fills and death records alone: the death rate among opioid users is
+    higher at >= 90 MME/day than under 50, with a benzodiazepine than without, and with >= 4 opioid
+    prescribers within 180 days than without; the state's rate is of West Virginia's order."""
+    world, config = state, STATE_CONFIG
     f, n = world.fills, world.persons.num_rows
     products = products_with_factors("cdc2017_datafile")
     at = pc.index_in(f["ndc11"], products["ndc11"]).to_numpy()
@@ -196,10 +211,7 @@ def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers(
         seen.setdefault((who, w), set()).add(prescriber)
     many = np.zeros(n, dtype=bool)
     many[[who for (who, _), prescribers in seen.items() if len(prescribers) >= 4]] = True
-    died = np.zeros(n, dtype=bool)
-    for who, underlying, causes in zip(world.deaths["person_id"].to_pylist(), world.deaths["underlying_cause"].to_pylist(),
-                                       world.deaths["multiple_causes"].to_pylist()):
-        died[who] = classify_death(underlying, causes).is_opioid_overdose
+    died = opioid_overdose_deaths(world)
 
     def ratio(exposed: np.ndarray, unexposed: np.ndarray) -> float:
         return died[opioid & exposed].mean() / died[opioid & unexposed].mean()
@@ -208,6 +220,32 @@ def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers(
     assert ratio(max_mme >= 90, max_mme < 50) > 3
     assert ratio(benzo, ~benzo) > 1.5
     assert ratio(many, ~many) > 1.5
+
+
+def test_pill_mill_patients_pay_cash_travel_further_and_die_more(state):
+    from rxradar.reference.counties import counties
+
+    world = state
+    f = world.fills
+    prescriber, person = f["prescriber_key"].to_numpy(), f["person_id"].to_numpy()
+    mills = {a["entity_id"] for a in world.anomalies.to_pylist() if a["kind"] == "pill_mill"}
+    at_mill = np.isin(prescriber, [k for k, npi in enumerate(world.prescribers["npi"].to_pylist()) if npi in mills])
+    cash = np.asarray(f["payment_type"].to_pylist(), dtype=object) == "01"
+    assert cash[at_mill].mean() > 3 * cash[~at_mill].mean()
+    # Miles from the patient's county to the prescriber's, centroid to centroid.
+    where = {r["fips"]: np.radians([r["lat"], r["lon"]]) for r in counties("WV").to_pylist()}
+    home = np.asarray(world.persons["county_fips"].to_pylist(), dtype=object)[person]
+    office = np.asarray(world.prescribers["county_fips"].to_pylist(), dtype=object)[prescriber]
+    a, b = np.stack([where[c] for c in home]), np.stack([where[c] for c in office])
+    cos = np.sin(a[:, 0]) * np.sin(b[:, 0]) + np.cos(a[:, 0]) * np.cos(b[:, 0]) * np.cos(b[:, 1] - a[:, 1])
+    miles = 3958.8 * np.arccos(np.clip(cos, -1, 1))
+    assert np.median(miles[at_mill]) > 20 > np.median(miles[~at_mill])
+    died = opioid_overdose_deaths(world)
+    patients = np.zeros(world.persons.num_rows, dtype=bool)
+    patients[np.unique(person[at_mill])] = True
+    others = np.zeros_like(patients)
+    others[np.unique(person[~at_mill])] = True
+    assert died[patients].mean() > 1.2 * died[others & ~patients].mean()
 
 
 def test_scale_presets_promise_sizes():
