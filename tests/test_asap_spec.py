@@ -253,6 +253,29 @@ MULTI_PHARMACY = [
 ]
 
 
+def test_records_checked_in_slices_of_one_give_what_one_pass_gives(tmp_path, monkeypatch):
+    """A batch larger than the memory allows is checked a slice of DSP rows at a time: each slice
+    must find its own PAT, PRE and PHA. Slices of a single record, with a reject in the middle and
+    a record under a second patient, give the same dispensations and rejects as one pass."""
+    body = [*MULTI_PHARMACY[:4], dsp("RX2", days=""), PRE, PAT.replace("DOE", "ROE"), dsp("RX5"), PRE,
+            *MULTI_PHARMACY[6:]]
+    path = put(tmp_path, "sliced.txt", wrap(body))
+    results = []
+    for slice_rows in (asap.MIN_SLICE_ROWS, 1):
+        monkeypatch.setattr(asap, "MIN_SLICE_ROWS", slice_rows)
+        monkeypatch.setattr(asap, "DSP_ROWS_PER_GB", 0)
+        with Workspace(tmp_path / f"ws{slice_rows}") as w:  # each workspace has its own key:
+            outcome = ingest(w, path)                        # patients compared by name
+            patient = {r["identity_id"]: r["last_name"] for r in rows(w, "SELECT * FROM identities")}
+            results.append(([{**d, "ingest_id": None, "identity_id": patient[d["identity_id"]]} for d in dispensations(w)],
+                             [{**r, "ingest_id": None} for r in rejects(w)], (outcome.records, outcome.rejected)))
+    assert results[0] == results[1]
+    assert [(d["rx_number"], d["identity_id"]) for d in results[1][0]] == [
+        ("RX1", "DOE"), ("RX5", "ROE"), ("RX3", "DOE"), ("RX4", "DOE")]
+    assert [(r["field"], r["record_number"]) for r in results[1][1]] == [("DSP10", 7)]
+    assert results[1][2] == (5, 1)
+
+
 def test_several_pharmacies_with_right_counts(ws, tmp_path):
     text = wrap(MULTI_PHARMACY)
     assert "TP*7~\nPHA**" in text and text.count("TP*5~") == 2 and "TT*TCN1*20~" in text  # the hand count

@@ -30,6 +30,7 @@ SCRATCH_TABLES = ("asap_rules", "asap_patients", "asap_rows", *(f"asap_{name}" f
 # 16M records checked whole needed 2 GB and failed at 1 GB (the engine's hash tables over every
 # record at once), so a slice leaves room for the rest at any size of file.
 DSP_ROWS_PER_GB = 2_000_000
+MIN_SLICE_ROWS = 100_000  # however small the limit: a slice has fixed costs
 
 __all__ = ["AsapFormatError", "AsapSummary", "Batch", "load"]
 
@@ -124,7 +125,7 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         with keyed_hash_function(engine, key):
             engine.execute("asap_patients")
         engine.execute("asap_records")
-        _check_records(engine, max(100_000, DSP_ROWS_PER_GB * batch.memory_limit // 2**30))
+        _check_records(engine, max(MIN_SLICE_ROWS, DSP_ROWS_PER_GB * batch.memory_limit // 2**30))
         engine.execute("asap_kept")
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
             path = tx.scratch_path(table)
@@ -151,16 +152,12 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
 
 
 def _check_records(engine: Engine, slice_rows: int) -> None:
-    """Table ``asap_rows`` from view ``asap_rows_of_slice`` (asap_records.sql), ``slice_rows`` DSP
-    rows at a time. Rows are numbered in file order, so a slice's patients are a range of PAT rows
-    too. A batch of any size is at least one slice, so the table always exists."""
-    span = "SELECT coalesce(min({0}), 0) AS first, coalesce(max({0}), -1) AS last FROM asap_dsp"
-    dsp = engine.query(span.format("row")).to_pylist()[0]
-    for i, start in enumerate(range(dsp["first"], dsp["last"] + 1, slice_rows) or [dsp["first"]]):
-        stop = start + slice_rows - 1
-        pat = engine.query(span.format("pat_row") + " WHERE row BETWEEN $start AND $stop",
-                           {"start": start, "stop": stop}).to_pylist()[0]
-        engine.set_variables(asap_dsp_from=start, asap_dsp_to=stop, asap_pat_from=pat["first"], asap_pat_to=pat["last"])
+    """Table ``asap_rows`` from view ``asap_rows_of_slice`` (asap_records.sql), one slice of at
+    most ``slice_rows`` DSP rows at a time (asap_slices.sql). A batch without records is one empty
+    slice, so the table always exists."""
+    slices = engine.run("asap_slices", {"slice_rows": slice_rows}).to_pylist()
+    for i, s in enumerate(slices or [{"dsp_from": 0, "dsp_to": -1, "pat_from": 0, "pat_to": -1}]):
+        engine.set_variables(**{f"asap_{k}": v for k, v in s.items()})
         (engine.insert if i else engine.materialize)("asap_rows", "SELECT * FROM asap_rows_of_slice")
 
 

@@ -1,7 +1,7 @@
 -- asap_rows (assembled from asap_rows_of_slice below by rxradar.ingest.asap), one row per DSP
 -- segment of the loaded ASAP files with its pharmacy (PHA), patient (PAT) and prescriber (PRE),
--- typed and checked. Problems are bits of problem_bits (rules in
--- asap_rules below); a record breaking a 'rejected' rule is not kept. Patient text stays in
+-- typed and checked. Problems are bits of problem_bits (rules in asap_rules below); a record
+-- breaking a 'rejected' rule is not kept. Patient text stays in
 -- asap_patients (one row per PAT, pseudonymised: asap_patient_keys.sql), so asap_rows holds only
 -- what dispensations and checks need.
 --
