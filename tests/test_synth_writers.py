@@ -90,7 +90,7 @@ def tiny_world(n_fills: int = 240, seed: int = 7) -> World:
         "pharmacy_key": k, "npi": npi_with_check_digit(f"1{500000 + k:08d}"), "ncpdp": ncpdp,
         "dea": dea_with_check_digit("F" + name[0], f"{300000 + k:06d}"), "name": name, "address": f"{10 + k} MAIN ST",
         "city": city, "state": "WV", "zip": zip5, "county_fips": county, "lat": 38.3 + k / 10, "lon": -81.6 - k / 10,
-        "chain": k == 0, "chain_site_id": "1000" if k == 0 else None, "asap_version": version, "terminator": term, "software": software,
+        "chain_site_id": "1000" if k == 0 else None, "asap_version": version, "terminator": term, "software": software,
     } for k, ncpdp, name, city, zip5, county, version, term, software in PHARMACY_ROWS]
     prescribers = [{
         "prescriber_key": k, "npi": npi_with_check_digit(f"1{700000 + k:08d}"),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rxradar.synth.care import Geography
 from rxradar.synth.config import SynthConfig
@@ -152,7 +153,7 @@ def _sample(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
 def _plan_pharmacies(plan: Plan, config: SynthConfig, rng: np.random.Generator, pharmacies: pa.Table) -> None:
     a = config.anomalies
     count = max(a.disproportionate_min, pharmacies.num_rows // a.disproportionate_per_pharmacies)
-    independent = np.flatnonzero(~np.asarray(pharmacies["chain"].to_pylist(), dtype=bool))
+    independent = np.flatnonzero(pc.is_null(pharmacies["chain_site_id"]).to_numpy(zero_copy_only=False))
     pool = independent if len(independent) >= count else np.arange(pharmacies.num_rows)
     plan.disproportionate = rng.choice(pool, size=count, replace=False).astype(np.int64)
     for p in plan.disproportionate:

@@ -78,10 +78,10 @@ def make_pharmacies(config: SynthConfig, rng: np.random.Generator, county: pa.Ta
     cities = np.asarray([c.replace(" County", "").upper() for c in county["name"].to_pylist()], dtype=object)
     lat = np.asarray(county["lat"].to_numpy(zero_copy_only=False))[place] + rng.normal(0, 0.05, n)
     lon = np.asarray(county["lon"].to_numpy(zero_copy_only=False))[place] + rng.normal(0, 0.05, n)
-    names = [f"{CHAINS[int(rng.integers(len(CHAINS)))]} #{1000 + i}" if c else f"{cities[p]} {_independent(rng)}"
-             for i, (c, p) in enumerate(zip(chain, place))]
-    # A chain store's number within its chain: what pharmacies report as the chain site ID (PHA12).
+    # A chain store's number within its chain: in its name, and reported as the chain site ID (PHA12).
     site = [str(1000 + i) if c else None for i, c in enumerate(chain)]
+    names = [f"{CHAINS[int(rng.integers(len(CHAINS)))]} #{s}" if s else f"{cities[p]} {_independent(rng)}"
+             for s, p in zip(site, place)]
     zips = county["zips"].to_pylist()
     versions = [v for v, _ in ASAP_VERSIONS]
     terms = [t for t, _ in TERMINATORS]
@@ -93,7 +93,7 @@ def make_pharmacies(config: SynthConfig, rng: np.random.Generator, county: pa.Ta
                 for name in names],
         "name": names, "address": _addresses(rng, n), "city": cities[place], "state": [config.state] * n,
         "zip": [zips[p][int(rng.integers(len(zips[p])))] for p in place], "county_fips": fips[place],
-        "lat": lat, "lon": lon, "chain": chain, "chain_site_id": site,
+        "lat": lat, "lon": lon, "chain_site_id": site,
         "asap_version": np.asarray(versions, dtype=object)[rng.choice(len(versions), n, p=[w for _, w in ASAP_VERSIONS])],
         "terminator": np.asarray(terms, dtype=object)[rng.choice(len(terms), n, p=[w for _, w in TERMINATORS])],
         "software": np.asarray(SOFTWARE, dtype=object)[rng.integers(0, len(SOFTWARE), n)],

@@ -33,8 +33,9 @@ PRESCRIBERS = pa.schema([
 ])
 PHARMACIES = pa.schema([
     ("pharmacy_key", I32), ("npi", S), ("ncpdp", S), ("dea", S), ("name", S), ("address", S), ("city", S),
-    ("state", S), ("zip", S), ("county_fips", S), ("lat", F64), ("lon", F64), ("chain", B),
-    ("chain_site_id", S), ("asap_version", S), ("terminator", S), ("software", S),
+    ("state", S), ("zip", S), ("county_fips", S), ("lat", F64), ("lon", F64),
+    ("chain_site_id", S),  # a chain store's number in its chain (PHA12); null for an independent
+    ("asap_version", S), ("terminator", S), ("software", S),
 ])
 # One row per dispensation as it happened (before any reporting fault).
 FILLS = pa.schema([
