@@ -184,8 +184,9 @@ def compare(table: pa.Table, entity: str, groups: list[str], rules: PeerRules,
     """Everything peer-relative for ``table`` (one row per entity; ``groups`` its peer groups).
 
     For each measure m (the entity's declared measures, then ``extra``): ``m`` (the raw value),
-    ``m_eb`` (shrunk, for shares and means) and ``m_pctile``; then ``flags`` (rule names), ``reasons`` (one sentence per flag naming the rule,
-    the value and the peer distribution), ``lead_score`` and ``lead_components``.
+    ``m_eb`` (shrunk, for shares and means) and ``m_pctile``; then ``flags`` (rule names),
+    ``reasons`` (one sentence per flag naming the rule, the value and the peer distribution),
+    ``lead_score`` and ``lead_components``.
     """
     n = table.num_rows
     _, inverse = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
