@@ -280,3 +280,19 @@ def test_synthetic_asap_files_ingest_with_only_the_planted_faults(tmp_path: Path
         kept = engine.scalar("SELECT count(*) FROM dispensations")
     ws.close()
     assert kept <= summary.dispensations
+
+
+def test_overdose_cluster_and_treatment_desert_carry_a_higher_burden(state):
+    """Residents of the planted cluster die of opioid overdoses at about rr_cluster_county times
+    the rate elsewhere, and the treatment desert at about rr_desert_county times (10 deaths at
+    this size, so its bound is looser): the burden a hot-spot scan and a desert finder must see."""
+    world, mortality = state, STATE_CONFIG.mortality
+    died = opioid_overdose_deaths(world)
+    home = np.asarray(world.persons["county_fips"].to_pylist(), dtype=object)
+    planted = world.anomalies.to_pylist()
+    in_cluster = np.isin(home, [a["entity_id"] for a in planted if a["kind"] == "overdose_cluster"])
+    in_desert = home == next(a["entity_id"] for a in planted if a["kind"] == "treatment_desert")
+    elsewhere = died[~in_cluster & ~in_desert].mean()
+    assert in_cluster.sum() > 5_000 and in_desert.sum() > 1_000
+    assert 0.7 * mortality.rr_cluster_county < died[in_cluster].mean() / elsewhere < 1.4 * mortality.rr_cluster_county
+    assert 1.2 < died[in_desert].mean() / elsewhere < 1.6 * mortality.rr_desert_county
