@@ -9,7 +9,8 @@ persons, ~100M dispensations; about 10-15 minutes) and pass ``DIR/workspace``.
 Each measurement runs in a process of its own (peak memory is that process's ru_maxrss), with
 the workspace's settings (memory_limit 6GB by default):
 
-  analyze      the whole ``rxradar analyze`` (persons, indicators, prescribers, pharmacies, saving)
+  analyze      the whole ``rxradar analyze`` (persons, indicators, prescribers, pharmacies, saving),
+               with its heaviest engine steps (bench/engine_steps.py)
   scan         the floor for any full pass: one group-by over every stored dispensation record
   view         the same group-by over the canonical ``dispensations`` (revisions and voids
                resolved, drug and MME derived): what any analysis pays to read the fills once
@@ -44,6 +45,8 @@ from rxradar.catalog import open_engine
 from rxradar.workspace import Workspace
 
 task, root = sys.argv[1], Path(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+from engine_steps import EngineSteps
 s = settings_mod.load(workspace=root)
 ws = Workspace(root, create=False)
 t0 = time.perf_counter()
@@ -52,9 +55,11 @@ SUMMARY = ("SELECT count(*) AS persons, sum(opioid_days)::BIGINT AS opioid_days,
            "max(max_mme) AS max_mme FROM ({per_person})")
 if task == "analyze":
     marks = []
-    r = analyze(ws, s, step=lambda name: marks.append((name, time.perf_counter())))
+    with EngineSteps() as log:
+        r = analyze(ws, s, step=lambda name: marks.append((name, time.perf_counter())))
     detail = {"patients": r.patients, "prescribers": r.prescribers, "pharmacies": r.pharmacies,
-              "steps": {a[0]: round(b[1] - a[1], 1) for a, b in zip(marks, marks[1:] + [("end", time.perf_counter())])}}
+              "steps": {a[0]: round(b[1] - a[1], 1) for a, b in zip(marks, marks[1:] + [("end", time.perf_counter())])},
+              "engine_steps": log.heaviest(), "engine_s": log.total()}
 else:
     with open_engine(ws, s) as engine:
         if task in ("scan", "view"):
@@ -108,7 +113,8 @@ def measure(task: str, workspace: Path) -> dict:
     output goes to files, not pipes: a chatty child would block on a full pipe while we wait."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", RUNNER, task, str(workspace)], stdout=out, stderr=err, text=True)
+        child = subprocess.Popen([sys.executable, "-c", RUNNER, task, str(workspace), str(Path(__file__).resolve().parent)],
+                                 stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0), err.seek(0)
@@ -122,6 +128,9 @@ def measure(task: str, workspace: Path) -> dict:
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from engine_steps import describe
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, help="an existing workspace (e.g. DIR/workspace of a synthetic state)")
     parser.add_argument("--scale", default="small", help="build a synthetic state of this scale when no --workspace")
@@ -143,7 +152,10 @@ def main() -> None:
                 print(f"{task:10s} failed after {r['wall_s']:.1f} s (peak {r['peak_gb']:.2f} GB): {r['error'][:300]}")
                 continue
             done[task] = r
+            steps, engine_s = r["detail"].pop("engine_steps", None), r["detail"].pop("engine_s", None)
             print(f"{task:10s} {r['wall_s']:8.1f} s  peak {r['peak_gb']:5.2f} GB  {json.dumps(r['detail'])}", flush=True)
+            if steps:
+                print(describe(steps, engine_s, r["seconds"]), flush=True)
         if "daily_mme" in done and "day_rows" in done:
             print(_compare(done["daily_mme"], done["day_rows"]))
 

@@ -1,10 +1,11 @@
 """Benchmark ASAP ingest: dispensations per second and peak memory, against a plain Python parser.
 
-    .venv/bin/python bench/ingest.py [--dispensations 1000000] [--repeat N] [--only rxradar|baseline]
+    .venv/bin/python bench/ingest.py [--dispensations 1000000] [--repeat N] [--only rxradar|baseline] [--steps]
 
 Builds (once) a valid ASAP 4.2 file with real NDCs under bench/out/, then runs in separate
 processes (so peak memory is each one's own): ``rxradar ingest asap`` into a new workspace,
-and the line-by-line parser of bench/baseline_parser.py. Prints one line per method.
+and the line-by-line parser of bench/baseline_parser.py. Prints one line per method; with
+``--steps``, also rxradar's heaviest engine steps (bench/engine_steps.py) in its best run.
 """
 
 from __future__ import annotations
@@ -26,19 +27,21 @@ from pathlib import Path
 sys.path.insert(0, {here!r})
 method, path, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 start = time.perf_counter()
+steps, engine_s = [], 0.0
 if method == "rxradar":
+    from engine_steps import EngineSteps
     from rxradar.ingest.pipeline import ingest_files
     from rxradar.settings import load
     from rxradar.workspace import Workspace
-    with Workspace(work / "ws") as ws:
+    with Workspace(work / "ws") as ws, EngineSteps() as log:
         [outcome] = ingest_files(ws, "asap", [path], load(workspace=work / "ws"))
     assert outcome.status == "ingested", outcome.message
-    rows = outcome.rows["dispensations"]
+    rows, steps, engine_s = outcome.rows["dispensations"], log.heaviest(), log.total()
 else:
     import baseline_parser
     rows = baseline_parser.parse(path, work / "baseline.parquet")
 seconds = time.perf_counter() - start
-print(json.dumps({{"rows": rows, "seconds": seconds,
+print(json.dumps({{"rows": rows, "seconds": seconds, "steps": steps, "engine_s": engine_s,
                    "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
@@ -55,8 +58,10 @@ def main() -> None:
     parser.add_argument("--dispensations", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the best is reported")
     parser.add_argument("--only", choices=("baseline", "rxradar"), help="run one method (no ratio is printed)")
+    parser.add_argument("--steps", action="store_true", help="also print rxradar's heaviest engine steps")
     args = parser.parse_args()
     from asap_file import make_file
+    from engine_steps import describe
 
     path = HERE / "out" / f"bench_{args.dispensations}.asap"
     if not path.exists():
@@ -70,6 +75,8 @@ def main() -> None:
         results[method] = best
         print(f"{method:9s} {best['seconds']:7.2f} s  {best['rows'] / best['seconds']:>10,.0f} dispensations/s  "
               f"{size_mb / best['seconds']:6.1f} MB/s  peak {best['peak_mb']:,.0f} MB", flush=True)
+        if args.steps and best["steps"]:
+            print(describe(best["steps"], best["engine_s"], best["seconds"]), flush=True)
     if len(results) == 2:
         speedup = results["baseline"]["seconds"] / results["rxradar"]["seconds"]
         print(f"rxradar is {speedup:.1f}x the line-by-line parser")

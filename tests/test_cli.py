@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -182,6 +183,21 @@ def test_tables_reads_the_workspace_from_the_environment(state):
     result = rxradar("tables", env={"RXRADAR_WORKSPACE": str(state.root)})
     assert result.exit_code == 0, result.output
     assert table_rows(result.output)["dispensations"] == 3
+
+
+@pytest.mark.parametrize("flags, engine_steps", [((), False), (("-v",), False), (("-vv",), True)])
+def test_vv_logs_each_engine_step_with_its_time(state, caplog, flags, engine_steps):
+    logger = logging.getLogger("rxradar")
+    try:
+        with caplog.at_level(logging.NOTSET):  # the CLI's flags alone decide what is logged
+            result = rxradar(*flags, "tables", "--workspace", state.root)
+        assert result.exit_code == 0, result.output
+        steps = [r.getMessage() for r in caplog.records if r.name == "rxradar.engine"]
+        assert bool(steps) is engine_steps
+        assert all(re.fullmatch(r".+: \d+\.\d\d s", m) for m in steps)
+        assert any(m.startswith("SELECT count(*) FROM dispensations") for m in steps) is engine_steps
+    finally:
+        logger.setLevel(logging.NOTSET)
 
 
 def test_tables_on_a_missing_workspace_exits_nonzero_without_creating_it(tmp_path):

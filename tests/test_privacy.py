@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rxradar.analytics.analyze import analyze
 from rxradar.catalog import open_engine
 from rxradar.ingest.asap_writer import AsapDispensation, AsapFile, AsapPatient, AsapPharmacy, write_asap
 from rxradar.ingest.pipeline import ingest_files
@@ -227,7 +228,9 @@ def test_rejected_records_never_keep_an_ssn(tmp_path):
 # --- logs -----------------------------------------------------------------------------------------
 
 
-def test_logs_during_ingest_hold_no_row_level_values(tmp_path, caplog):
+def test_logs_during_ingest_and_analysis_hold_no_row_level_values(tmp_path, caplog):
+    """Everything logged at the most verbose level (rxradar -vv: files, and each engine step with
+    its time) while identified records are ingested and analysed."""
     root = tmp_path / "ws"
     deaths = tmp_path / "deaths.csv"
     deaths.write_text(
@@ -239,11 +242,17 @@ def test_logs_during_ingest_hold_no_row_level_values(tmp_path, caplog):
     prescribers.write_text("npi,dea,last_name,first_name,specialty,taxonomy_code,state,zip,county_fips\n"
                            f"{PRESCRIBER_NPI},{PRESCRIBER_DEA},CASEY,MORGAN,,207Q00000X,WV,25301,54039\n"
                            "1234567890,,BADNPI,ROW,,207Q00000X,WV,25301,54039\n")
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, logger="rxradar"):  # as `rxradar -vv` sets it
         ingest(root, "asap", identified_patient_file(tmp_path / "identified.asap"))
         ingest(root, "deaths", deaths)
         ingest(root, "prescribers", prescribers)
-    assert any("identified.asap" in r.getMessage() for r in caplog.records)  # logging did happen
+        with Workspace(root) as ws:
+            analyze(ws, Settings(workspace=root))
+    messages = [r.getMessage() for r in caplog.records]
+    # Logging did happen: files by name, engine steps by SQL file or table, each with its time.
+    assert any("identified.asap" in m for m in messages)
+    assert {"asap_patients", "persons", "table rx_bucket"} <= {m.rsplit(": ", 1)[0] for m in messages
+                                                               if m.endswith(" s")}
     text = caplog.text
     row_values = [LAST, FIRST, MIDDLE, BIRTH, "1971-02-03", LICENCE, STREET, PHONE, *RX_NUMBERS, PHARMACY_NPI,
                   PRESCRIBER_NPI, PRESCRIBER_DEA, "123456789", "1234567890", "CASEY", "BROKEN"]
