@@ -21,19 +21,27 @@ class EngineSteps(logging.Handler):
         self.runs: dict[str, int] = defaultdict(int)
 
     def emit(self, record: logging.LogRecord) -> None:
-        label, seconds = record.args  # the engine logs ("%s: %.2f s", label, seconds)
+        # A step is logged as ("%s: %.2f s", label, seconds); any other record is not one.
+        if record.levelno != logging.DEBUG or not isinstance(record.args, tuple) or len(record.args) != 2:
+            return
+        label, seconds = record.args
+        if not isinstance(label, str) or not isinstance(seconds, float):
+            return
         key = re.sub(r"-\d+\.", "-#.", label)
         self.seconds[key] += seconds
         self.runs[key] += 1
 
     def __enter__(self) -> EngineSteps:
         logger = logging.getLogger(ENGINE_LOGGER)
+        self._level = logger.level
         logger.setLevel(logging.DEBUG)
         logger.addHandler(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        logging.getLogger(ENGINE_LOGGER).removeHandler(self)
+        logger = logging.getLogger(ENGINE_LOGGER)
+        logger.removeHandler(self)
+        logger.setLevel(self._level)
 
     def total(self) -> float:
         return round(sum(self.seconds.values()), 2)

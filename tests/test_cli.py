@@ -85,6 +85,13 @@ def wide_hermetic_console():
         yield
 
 
+@pytest.fixture(autouse=True)
+def rxradar_log_level_restored():
+    """Every invocation sets the rxradar logger's level from its -v flags; the next test starts clean."""
+    yield
+    logging.getLogger("rxradar").setLevel(logging.NOTSET)
+
+
 def rxradar(*args: str | Path, env: dict[str, str] | None = None):
     return runner.invoke(cli.app, [str(a) for a in args], env=env)
 
@@ -185,19 +192,21 @@ def test_tables_reads_the_workspace_from_the_environment(state):
     assert table_rows(result.output)["dispensations"] == 3
 
 
-@pytest.mark.parametrize("flags, engine_steps", [((), False), (("-v",), False), (("-vv",), True)])
-def test_vv_logs_each_engine_step_with_its_time(state, caplog, flags, engine_steps):
-    logger = logging.getLogger("rxradar")
-    try:
-        with caplog.at_level(logging.NOTSET):  # the CLI's flags alone decide what is logged
-            result = rxradar(*flags, "tables", "--workspace", state.root)
-        assert result.exit_code == 0, result.output
-        steps = [r.getMessage() for r in caplog.records if r.name == "rxradar.engine"]
-        assert bool(steps) is engine_steps
-        assert all(re.fullmatch(r".+: \d+\.\d\d s", m) for m in steps)
-        assert any(m.startswith("SELECT count(*) FROM dispensations") for m in steps) is engine_steps
-    finally:
-        logger.setLevel(logging.NOTSET)
+@pytest.mark.parametrize("flags, files, engine_steps", [((), False, False), (("-v",), True, False),
+                                                       (("-vv",), True, True)])
+def test_v_logs_each_file_and_vv_each_engine_step_with_its_time(tmp_path, caplog, flags, files, engine_steps):
+    path = write_state_asap(tmp_path / "logged.asap")
+    with caplog.at_level(logging.NOTSET):  # the CLI's flags alone decide what is logged
+        result = rxradar(*flags, "ingest", "asap", path, "--workspace", tmp_path / "ws")
+    assert result.exit_code == 0, result.output
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("rxradar")]
+    assert any(m == "ingested logged.asap as #1" for m in messages) is files
+    steps = [r.getMessage() for r in caplog.records if r.name == "rxradar.engine"]
+    assert all(re.fullmatch(r".+: \d+\.\d\d s", m) for m in steps)
+    if engine_steps:
+        assert {"asap_patients", "table asap_rows", "write asap_dispensations"} <= {m.rsplit(": ", 1)[0] for m in steps}
+    else:
+        assert steps == []
 
 
 def test_tables_on_a_missing_workspace_exits_nonzero_without_creating_it(tmp_path):

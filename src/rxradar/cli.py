@@ -400,5 +400,5 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthe
 def main(verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
                                               help="log progress; -vv also each engine step with its time "
                                                    "(never row-level data)")] = 0) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     logging.getLogger("rxradar").setLevel((logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)])

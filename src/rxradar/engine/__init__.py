@@ -120,9 +120,11 @@ class Engine:
         into the SQL); files written at different times may differ in columns (union by name).
         With ``partitioned``, ``<column>=<value>`` folders (:meth:`copy_partitioned`) become a
         column, and a filter on it reads only the matching files."""
-        self._con.sql(f"SET VARIABLE {name}__files = ?", params=[[str(p) for p in paths]])
-        self.define_view(name, f"SELECT * FROM read_parquet(getvariable('{name}__files'), union_by_name = true, "
-                               f"hive_partitioning = {str(partitioned).lower()})", temporary=temporary)
+        def define() -> None:  # the engine reads every file's footer here: real work with many files
+            self._con.sql(f"SET VARIABLE {name}__files = ?", params=[[str(p) for p in paths]])
+            self.define_view(name, f"SELECT * FROM read_parquet(getvariable('{name}__files'), union_by_name = true, "
+                                   f"hive_partitioning = {str(partitioned).lower()})", temporary=temporary)
+        self._sql(f"view {name}: {len(paths)} file{'' if len(paths) == 1 else 's'}", define)
 
     def define_view(self, name: str, sql: str, *, temporary: bool = True) -> None:
         self._con.sql(f"CREATE OR REPLACE {'TEMP ' if temporary else ''}VIEW {name} AS {sql}")
@@ -203,8 +205,9 @@ class Engine:
 
     def rows_by_ingest(self, path: Path) -> dict[int, int]:
         """Rows per ingest_id in a Parquet file (read from the file's own column)."""
-        rows = self._con.sql("SELECT ingest_id, count(*) FROM read_parquet($p) GROUP BY ingest_id",
-                             params={"p": str(path)}).fetchall()
+        rows = self._sql(f"rows by ingest of {path.name}",
+                         lambda: self._con.sql("SELECT ingest_id, count(*) FROM read_parquet($p) GROUP BY ingest_id",
+                                               params={"p": str(path)}).fetchall())
         return {int(i): int(n) for i, n in rows}
 
     def copy_to_csv(self, sql: str, path: Path, params: Sequence[Any] | None = None) -> None:
