@@ -2,7 +2,8 @@
 
 The engine logs every statement with its label and seconds (``rxradar -vv`` shows the same
 lines). Steps repeated per bucket of persons or per slice of records add up under one label, with
-their numbers written ``#`` (``write segments-#.parquet``), so the heaviest steps of a whole run can be listed.
+their numbers written ``#`` (``write segments-#.parquet``), so the heaviest steps of a whole run
+can be listed.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+
+from rxradar.engine import STEP
 
 ENGINE_LOGGER = "rxradar.engine"
 
@@ -21,12 +24,9 @@ class EngineSteps(logging.Handler):
         self.runs: dict[str, int] = defaultdict(int)
 
     def emit(self, record: logging.LogRecord) -> None:
-        # A step is logged as ("%s: %.2f s", label, seconds); any other record is not one.
-        if record.levelno != logging.DEBUG or not isinstance(record.args, tuple) or len(record.args) != 2:
+        if record.msg != STEP:  # not a step
             return
         label, seconds = record.args
-        if not isinstance(label, str) or not isinstance(seconds, float):
-            return
         key = re.sub(r"-\d+\.", "-#.", label)
         self.seconds[key] += seconds
         self.runs[key] += 1
@@ -54,7 +54,8 @@ class EngineSteps(logging.Handler):
 
 def describe(steps: list[list], engine_s: float, run_s: float) -> str:
     """The steps as lines, then what the engine took in all and what the run spent elsewhere."""
-    lines = [f"    {seconds:8.2f} s  {label}" + (f"  ({runs} runs)" if runs > 1 else "") for label, seconds, runs in steps]
+    lines = [f"    {seconds:8.2f} s  {label}" + (f"  ({runs} runs)" if runs > 1 else "")
+             for label, seconds, runs in steps]
     lines.append(f"    {engine_s:8.2f} s  in the engine, all steps; {run_s - engine_s:.2f} s outside it "
                  "(imports, reading files, Python)")
     return "\n".join(lines)

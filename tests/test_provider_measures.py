@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from datetime import date
 
 import pyarrow as pa
 import pytest
+from reference_miles import miles_by_cosines
 
 from rxradar.analytics.patients import Period, build_patient_indicators, resolve_persons
 from rxradar.engine import Engine
@@ -95,15 +95,6 @@ def test_persons_match_on_normalised_name_birth_date_and_sex(engine):
     # The latest report's ZIP places him, through the crosswalk: Huntington, Cabell County.
     assert (persons[smith]["zip"], persons[smith]["county_fips"], persons[smith]["identities"]) == ("25701", "54011", 2)
     assert persons[smith]["birth_year"] == 1960
-
-
-def miles_by_cosines(a: str | tuple[float, float], b: str | tuple[float, float]) -> float:
-    """Great-circle distance by the spherical law of cosines (the product uses haversine) between
-    county centroids (by FIPS) or (lat, lon) points."""
-    where = {r["fips"]: (r["lat"], r["lon"]) for r in counties("WV").to_pylist()}
-    (la1, lo1), (la2, lo2) = (map(math.radians, where[x] if isinstance(x, str) else x) for x in (a, b))
-    cos = math.sin(la1) * math.sin(la2) + math.cos(la1) * math.cos(la2) * math.cos(lo2 - lo1)
-    return 3958.8 * math.acos(min(1.0, cos))
 
 
 def test_prescriber_measures_by_hand(engine):

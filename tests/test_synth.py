@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+from reference_miles import miles_by_cosines
 
 from rxradar.catalog import open_engine
 from rxradar.ingest.pipeline import ingest_files
@@ -177,17 +178,20 @@ def state():
     return build_world(STATE_CONFIG)
 
 
-def opioid_overdose_deaths(world) -> np.ndarray:
+@pytest.fixture(scope="module")
+def died(state) -> np.ndarray:
+    """Per resident of the state: died of an opioid overdose (classified from the death record)."""
     from rxradar.icd10 import classify_death
 
-    died = np.zeros(world.persons.num_rows, dtype=bool)
-    for who, underlying, causes in zip(world.deaths["person_id"].to_pylist(), world.deaths["underlying_cause"].to_pylist(),
-                                       world.deaths["multiple_causes"].to_pylist()):
+    died = np.zeros(state.persons.num_rows, dtype=bool)
+    deaths = state.deaths
+    for who, underlying, causes in zip(deaths["person_id"].to_pylist(), deaths["underlying_cause"].to_pylist(),
+                                       deaths["multiple_causes"].to_pylist()):
         died[who] = classify_death(underlying, causes).is_opioid_overdose
     return died
 
 
-def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers(state):
+def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers(state, died):
     """Computed here from the fills and death records alone: the death rate among opioid users is
     higher at >= 90 MME/day than under 50, with a benzodiazepine than without, and with >= 4 opioid
     prescribers within 180 days than without; the state's rate is of West Virginia's order."""
@@ -211,7 +215,6 @@ def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers(
         seen.setdefault((who, w), set()).add(prescriber)
     many = np.zeros(n, dtype=bool)
     many[[who for (who, _), prescribers in seen.items() if len(prescribers) >= 4]] = True
-    died = opioid_overdose_deaths(world)
 
     def ratio(exposed: np.ndarray, unexposed: np.ndarray) -> float:
         return died[opioid & exposed].mean() / died[opioid & unexposed].mean()
@@ -222,9 +225,7 @@ def test_overdose_risk_rises_with_dose_benzodiazepines_and_multiple_prescribers(
     assert ratio(many, ~many) > 1.5
 
 
-def test_pill_mill_patients_pay_cash_travel_further_and_die_more(state):
-    from rxradar.reference.counties import counties
-
+def test_pill_mill_patients_pay_cash_travel_further_and_die_more(state, died):
     world = state
     f = world.fills
     prescriber, person = f["prescriber_key"].to_numpy(), f["person_id"].to_numpy()
@@ -232,15 +233,12 @@ def test_pill_mill_patients_pay_cash_travel_further_and_die_more(state):
     at_mill = np.isin(prescriber, [k for k, npi in enumerate(world.prescribers["npi"].to_pylist()) if npi in mills])
     cash = np.asarray(f["payment_type"].to_pylist(), dtype=object) == "01"
     assert cash[at_mill].mean() > 3 * cash[~at_mill].mean()
-    # Miles from the patient's county to the prescriber's, centroid to centroid.
-    where = {r["fips"]: np.radians([r["lat"], r["lon"]]) for r in counties("WV").to_pylist()}
+    # Miles from the patient's county to the prescriber's, centroid to centroid (once per pair of counties).
     home = np.asarray(world.persons["county_fips"].to_pylist(), dtype=object)[person]
     office = np.asarray(world.prescribers["county_fips"].to_pylist(), dtype=object)[prescriber]
-    a, b = np.stack([where[c] for c in home]), np.stack([where[c] for c in office])
-    cos = np.sin(a[:, 0]) * np.sin(b[:, 0]) + np.cos(a[:, 0]) * np.cos(b[:, 0]) * np.cos(b[:, 1] - a[:, 1])
-    miles = 3958.8 * np.arccos(np.clip(cos, -1, 1))
+    pairs, which = np.unique(np.stack([home, office]).astype(str), axis=1, return_inverse=True)
+    miles = np.array([miles_by_cosines(h, o) for h, o in pairs.T])[which.ravel()]
     assert np.median(miles[at_mill]) > 20 > np.median(miles[~at_mill])
-    died = opioid_overdose_deaths(world)
     patients = np.zeros(world.persons.num_rows, dtype=bool)
     patients[np.unique(person[at_mill])] = True
     others = np.zeros_like(patients)
@@ -282,12 +280,11 @@ def test_synthetic_asap_files_ingest_with_only_the_planted_faults(tmp_path: Path
     assert kept <= summary.dispensations
 
 
-def test_overdose_cluster_and_treatment_desert_carry_a_higher_burden(state):
+def test_overdose_cluster_and_treatment_desert_carry_a_higher_burden(state, died):
     """Residents of the planted cluster die of opioid overdoses at about rr_cluster_county times
     the rate elsewhere, and the treatment desert at about rr_desert_county times (10 deaths at
     this size, so its bound is looser): the burden a hot-spot scan and a desert finder must see."""
     world, mortality = state, STATE_CONFIG.mortality
-    died = opioid_overdose_deaths(world)
     home = np.asarray(world.persons["county_fips"].to_pylist(), dtype=object)
     planted = world.anomalies.to_pylist()
     in_cluster = np.isin(home, [a["entity_id"] for a in planted if a["kind"] == "overdose_cluster"])

@@ -43,11 +43,7 @@ PHARMACY_CSV_REQUIRED = ("npi", "ncpdp", "dea", "name", "address", "city", "stat
 PHARMACY_CSV_OPTIONAL = ("pharmacy_id", "chain_site_id")
 
 
-
-# --- reading records -------------------------------------------------------------------------
-
-
-# --- field rules ---------------------------------------------------------------------------
+# --- field rules: (value, problem), as the place-code rules (rxradar.ingest.place_codes) --------
 
 
 def _text(value: str) -> str | None:
@@ -60,9 +56,6 @@ def _npi_problem(value: str) -> str:
 
 def _dea_problem(value: str) -> str:
     return "DEA is not 2 letters and 7 digits" if not re.fullmatch(DEA_PATTERN, value) else "DEA check digit is wrong"
-
-
-# Field rules return (value, problem), as the place-code rules do (rxradar.ingest.place_codes).
 
 
 def _coordinates(lat: str, lon: str) -> tuple[float | None, float | None, str | None]:
