@@ -23,7 +23,8 @@ WITH o AS (
 ), rx_intervals AS (SELECT pid, drug_class, mme, fill_day AS start_day, fill_day + days_supply AS stop_day
 FROM o WHERE getvariable('early_refill') = 'overlap'
 UNION ALL
-SELECT pid, drug_class, mme, stop_day - days_supply, stop_day FROM shifted
+-- Running sums come back as HUGEINT: cast, so the events sort on two 4-byte keys.
+SELECT pid, drug_class, mme, (stop_day - days_supply)::INTEGER, stop_day::INTEGER FROM shifted
 ), events AS (
     SELECT pid, start_day AS day, mme AS d_mme, (drug_class = 'opioid')::INTEGER AS d_opioid,
         (drug_class = 'benzodiazepine')::INTEGER AS d_benzo
