@@ -217,6 +217,19 @@ def test_tables_on_a_missing_workspace_exits_nonzero_without_creating_it(tmp_pat
     assert not missing.exists()
 
 
+def test_serve_refuses_a_missing_workspace_and_a_busy_port(state, tmp_path):
+    import socket
+
+    missing = tmp_path / "no-such-workspace"
+    result = rxradar("serve", "--workspace", missing)
+    assert result.exit_code == 2 and f"no rxradar workspace at {missing}" in result.output
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        result = rxradar("serve", "--workspace", state.root, "--port", str(port))
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "choose another with --port" in result.output
+
+
 # --- export -----------------------------------------------------------------------------------------
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from rxradar.cli import app
 
 
-def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path):
+def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path, monkeypatch):
     runner = CliRunner()
-    first = runner.invoke(app, ["demo", "--dir", str(tmp_path)], env={"COLUMNS": "200"})
+    first = runner.invoke(app, ["demo", "--dir", str(tmp_path), "--no-serve"], env={"COLUMNS": "200"})
     assert first.exit_code == 0, first.output
     assert re.search(r"asap: [\d,]+ file\(s\) ingested .* 0 failed", first.output)
     dispensations = int(re.search(r"│ dispensations\s*│\s*([\d,]+)", first.output).group(1).replace(",", ""))
@@ -22,17 +23,77 @@ def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path):
     # where ranking by raw volume does not.
     assert re.search(r"│ pill mill\s*│\s*4 │\s*1\.000 │\s*0\.750 │", first.output), first.output
     assert re.search(r"│ disproportionate pharmacy\s*│\s*2 │\s*1\.000 │\s*0\.000 │", first.output)
-    for name in ("prescriber_metrics.csv", "pharmacy_metrics.csv", "deciles.csv", "patient_indicators.csv",
-                 "settings.json"):
+    for name in ("prescriber_metrics.csv", "pharmacy_metrics.csv", "deciles.csv", "county_metrics.csv",
+                 "patient_indicators.csv", "settings.json"):
         assert (tmp_path / "results" / name).exists()
+    assert "Ctrl+C" not in first.output  # --no-serve: no dashboard
     first_metrics = (tmp_path / "results" / "prescriber_metrics.csv").read_bytes()
-    again = runner.invoke(app, ["demo", "--dir", str(tmp_path)], env={"COLUMNS": "200"})
+    # Without --no-serve the demo ends by serving the dashboard (the server itself replaced here).
+    served = []
+    monkeypatch.setattr("rxradar.serve.server.uvicorn.run", lambda app, **kw: served.append((app, kw)))
+    again = runner.invoke(app, ["demo", "--dir", str(tmp_path), "--port", "0"], env={"COLUMNS": "200"})
     assert again.exit_code == 0, again.output
     assert re.search(r"asap: 0 file\(s\) ingested", again.output)
     assert re.search(rf"│ dispensations\s*│\s*{dispensations:,}\s*│", again.output)
     assert (tmp_path / "results" / "prescriber_metrics.csv").read_bytes() == first_metrics
+    assert "http://127.0.0.1:0/" in again.output and "Ctrl+C stops it" in again.output
+    _dashboard_serves_the_demo_analysis(served, tmp_path)
+    _county_metrics_count_the_patient_file(tmp_path / "results")
     _identified_patient_file_is_private_and_audited(runner, tmp_path)
     _analysis_periods_peer_scope_and_columns(runner, tmp_path)
+
+
+def _dashboard_serves_the_demo_analysis(served, tmp_path):
+    import csv
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from rxradar.workspace import Workspace
+
+    [(dashboard, options)] = served
+    assert (options["host"], options["port"]) == ("127.0.0.1", 0)
+    client = TestClient(dashboard)
+    with open(tmp_path / "results" / "prescriber_metrics.csv", newline="") as f:
+        expected = sorted(csv.DictReader(f), key=lambda r: int(r["rank"]))
+    leads = client.get("/api/prescribers", params={"limit": 5}).json()
+    assert leads["total"] == len(expected)
+    assert [r["prescriber_id"] for r in leads["rows"]] == [r["prescriber_id"] for r in expected[:5]]
+    top = client.get(f"/prescribers/{expected[0]['prescriber_id']}")
+    assert top.status_code == 200 and expected[0]["specialty"] in top.text
+    assert client.get("/").status_code == 200 and client.get("/counties").status_code == 200
+    with Workspace(tmp_path / "workspace", create=False) as ws:
+        audited = ws.meta.execute("SELECT target, detail FROM audit_log WHERE action = 'serve'").fetchall()
+    assert [(t, json.loads(d)) for t, d in audited] == [("dashboard", {"host": "127.0.0.1", "port": 0})]
+
+
+def _county_metrics_count_the_patient_file(results):
+    """county_metrics against a plain count over patient_indicators.csv (one row per patient, with
+    the county they live in and every flag)."""
+    import csv
+    from collections import Counter
+
+    from rxradar.reference.counties import counties
+    from rxradar.settings import Settings
+
+    risk = Settings().risk_indicators.split(",")
+    patients, at_risk, shoppers = Counter(), Counter(), Counter()
+    with open(results / "patient_indicators.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            patients[r["county_fips"]] += 1
+            at_risk[r["county_fips"]] += any(r[flag] == "true" for flag in risk)
+            shoppers[r["county_fips"]] += r["oig_doctor_shopping"] == "true"
+    population = {c["fips"]: c["pop2019"] for c in counties("WV").to_pylist()}
+    with open(results / "county_metrics.csv", newline="") as f:
+        rows = {r["county_fips"]: r for r in csv.DictReader(f)}
+    assert {f for f in rows if f.startswith("54")} == set(population)  # every WV county, zeros included
+    assert sum(patients[f] for f in rows) == sum(v for k, v in patients.items() if k)
+    for fips, r in rows.items():
+        assert (int(r["patients"]), int(r["patients_at_risk"]), int(r["patients_oig_doctor_shopping"])) == (
+            patients[fips], at_risk[fips], shoppers[fips]), fips
+        if fips in population:
+            assert float(r["at_risk_per_1000"]) == pytest.approx(1000 * at_risk[fips] / population[fips], abs=1e-6)
+    assert sum(at_risk.values()) > 100
 
 
 def _identified_patient_file_is_private_and_audited(runner, tmp_path):

@@ -257,3 +257,22 @@ def test_logs_during_ingest_and_analysis_hold_no_row_level_values(tmp_path, capl
     row_values = [LAST, FIRST, MIDDLE, BIRTH, "1971-02-03", LICENCE, STREET, PHONE, *RX_NUMBERS, PHARMACY_NPI,
                   PRESCRIBER_NPI, PRESCRIBER_DEA, "123456789", "1234567890", "CASEY", "BROKEN"]
     assert [v for v in row_values if v in text] == []
+    _dashboard_shows_no_patient_value(root)
+
+
+def _dashboard_shows_no_patient_value(root: Path) -> None:
+    """Every page and API answer of the dashboard over that analysis: prescribers and pharmacies
+    by their ids, never a patient's name, birth date, address, licence, Rx number or person id."""
+    from fastapi.testclient import TestClient
+
+    from rxradar.serve.app import create_app
+
+    client = TestClient(create_app(root))
+    urls = ["/", "/prescribers", "/pharmacies", "/counties", "/api/summary", "/api/counties", "/api/deciles",
+            "/api/prescribers", "/api/pharmacies", f"/prescribers/{PRESCRIBER_NPI}", f"/pharmacies/{PHARMACY_NPI}",
+            f"/api/prescribers/{PRESCRIBER_NPI}", f"/api/pharmacies/{PHARMACY_NPI}"]
+    pages = {url: client.get(url) for url in urls}
+    assert {url: r.status_code for url, r in pages.items()} == dict.fromkeys(urls, 200)
+    person_ids = [r["person_id"] for r in pq.read_table(root / "analytics" / "persons.parquet").to_pylist()]
+    patient_values = [LAST, FIRST, MIDDLE, BIRTH, "1971-02-03", LICENCE, STREET, PHONE, *RX_NUMBERS, *person_ids]
+    assert [(url, v) for url, r in pages.items() for v in patient_values if v in r.text] == []

@@ -348,11 +348,39 @@ def synth(
                   f"{summary.anomalies:,} planted anomalies, {summary.faults:,} planted data faults")
 
 
+HostOpt = Annotated[str, typer.Option(help="address to listen on (127.0.0.1: this machine only)")]
+PortOpt = Annotated[int, typer.Option(help="port to listen on")]
+
+
+@app.command("serve")
+def serve(workspace: WorkspaceOpt = None, host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+    """The dashboard (maps, leads, profiles against peer deciles) and its JSON API, until Ctrl+C."""
+    import getpass
+
+    from rxradar.serve.server import loopback, serve as run
+
+    s, ws = _open(workspace)
+    with ws:
+        if not loopback(host):
+            err.print(f"[yellow]warning:[/yellow] anyone who can reach {host}:{port} sees the prescriber and "
+                      "pharmacy leads: the dashboard has no login yet")
+        console.print(f"dashboard of {ws.root} at [bold]http://{host}:{port}/[/bold] (API: /api, OpenAPI: "
+                      "/openapi.json); Ctrl+C stops it")
+        try:
+            run(ws, s, host=host, port=port, actor=getpass.getuser())
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+
+
 @app.command("demo")
 def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthetic state and workspace go")]
          = Path("rxradar-demo"),
-         seed: Annotated[int, typer.Option(help="random seed of the synthetic state")] = 7) -> None:
-    """Build a small synthetic state (planted truth included), ingest it end to end, and show the result."""
+         seed: Annotated[int, typer.Option(help="random seed of the synthetic state")] = 7,
+         no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after the analysis, without starting "
+                                                                   "the dashboard (scripts and CI)")] = False,
+         host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+    """Build a small synthetic state (planted truth included), ingest and analyse it, then serve the dashboard."""
     from collections import Counter
 
     from rxradar.demo import demo_config, demo_steps
@@ -386,14 +414,18 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthe
         console.print(f"  {n:4d} {kind.replace('_', ' ')}")
     evaluate(truth=state / "truth", workspace=workspace)
     console.rule("where to look")
-    console.print(f"  {results}/prescriber_metrics.csv, pharmacy_metrics.csv, deciles.csv: every measure, "
-                  "percentile, flag and reason\n"
+    console.print(f"  {results}/prescriber_metrics.csv, pharmacy_metrics.csv, deciles.csv, county_metrics.csv: "
+                  "every measure, percentile, flag and reason\n"
                   f"  rxradar leads -w {workspace} --entity pharmacies\n"
                   f"  rxradar tables -w {workspace}\n"
                   f"  rxradar rejects -w {workspace}\n"
                   f"  {state / 'truth'}/README.md explains the planted truth\n"
+                  f"  rxradar serve -w {workspace}   the dashboard and API\n"
                   "Run the demo again: the same seed gives the same files, nothing is ingested twice, and the "
                   "analysis gives the same numbers.")
+    if not no_serve:
+        console.rule("dashboard")
+        serve(workspace=workspace, host=host, port=port)
 
 
 @app.callback()

@@ -82,6 +82,11 @@ class Settings:
         metadata={"help": "an opioid refill is early before this share of the last fill's days supply has "
                           "passed (payers' refill-too-soon edits)"},
     )
+    small_cell: int = field(
+        default=11,
+        metadata={"help": "counts of people from 1 to this minus one are suppressed wherever rxradar shows "
+                          "or publishes aggregates by place (CMS cell size suppression policy: no cell under 11)"},
+    )
     urban_county_population: int = field(
         default=50_000,
         metadata={"help": "pharmacy peers: a county of at least this many residents is urban (the OMB "

@@ -59,8 +59,8 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
     """Run every analysis for the period [start, end] (default: all the data) and keep the results.
 
     With ``out``, writes ``prescriber_metrics.csv``, ``pharmacy_metrics.csv``, ``deciles.csv``,
-    ``patient_indicators.csv`` (pseudonymised person ids; names and birth dates only with
-    ``identified``, which is audited; the file is readable by its owner only) and
+    ``county_metrics.csv``, ``patient_indicators.csv`` (pseudonymised person ids; names and birth
+    dates only with ``identified``, which is audited; the file is readable by its owner only) and
     ``settings.json``.
     """
     say = step or (lambda _s: None)
@@ -93,6 +93,8 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
         engine.register("pharmacy_metrics_t", pharmacies)
         engine.register("deciles_t", deciles)
         engine.register("prescriber_months_t", months)
+        counties = _counties(engine, items, settings)
+        engine.register("county_metrics_t", counties)
         root = ws.root
         # pid numbers persons in person_id order (persons.sql), so ordering by it gives the same
         # files as ordering by the 32-character person_id, for an integer sort.
@@ -103,13 +105,14 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
                           ("prescriber_metrics", "SELECT * FROM prescriber_metrics_t ORDER BY rank"),
                           ("prescriber_months", "SELECT * FROM prescriber_months_t ORDER BY prescriber_id, month"),
                           ("pharmacy_metrics", "SELECT * FROM pharmacy_metrics_t ORDER BY rank"),
-                          ("deciles", "SELECT * FROM deciles_t")):
+                          ("deciles", "SELECT * FROM deciles_t"),
+                          ("county_metrics", "SELECT * FROM county_metrics_t ORDER BY county_fips")):
             store.save_table(engine, root, name, sql)
         about = {"period": {"start": period.start, "end": period.end}, "finished_at": now(),
                  "settings": {k: str(v) for k, v in dataclasses.asdict(settings).items()},
                  "indicators": {i.id: i.parameters for i in items}, "peer_rules": dataclasses.asdict(rules),
                  "rows": {"persons": n_persons, "patients": n_patients, "prescribers": prescribers.num_rows,
-                          "pharmacies": pharmacies.num_rows}}
+                          "pharmacies": pharmacies.num_rows, "counties": counties.num_rows}}
         store.save_about(root, about)
         outputs = _write_outputs(engine, out, about, identified) if out else []
     if out and identified:
@@ -145,10 +148,7 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
                  rules: PeerRules) -> tuple[pa.Table, pa.Table, list[dict]]:
     engine.execute("prescriber_measures")
     flag_ids = [i.id for i in items if i.kind == "flag"]
-    risk = [r.strip() for r in settings.risk_indicators.split(",") if r.strip()]
-    # Column names come from the indicator declarations (checked identifiers), never from input.
-    counts = ", ".join(f"count(*) FILTER (WHERE pi.{f}) AS patients_{f}" for f in flag_ids)
-    at_risk = " OR ".join(f"pi.{r}" for r in risk) or "false"
+    at_risk, counts = _patient_counts(items, settings)
     table = engine.query(
         f"SELECT m.*, coalesce(c.patients_at_risk, 0) AS patients_at_risk, "
         f"{', '.join(f'coalesce(c.patients_{f}, 0) AS patients_{f}' for f in flag_ids)} "
@@ -178,6 +178,20 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
                               f"(rule: {rules.top_decile_months}, OpenPrescribing)")
     out = _assemble(table, groups, result.columns, flags, reasons, id_column="prescriber_id")
     return out, months, result.deciles + month_deciles
+
+
+def _patient_counts(items: list[Indicator], settings: Settings) -> tuple[str, str]:
+    """SQL over ``patient_indicator_rows AS pi``: whether a patient is at risk (any of the
+    settings' risk_indicators), and the aggregates counting patients who meet each flag."""
+    risk = [r.strip() for r in settings.risk_indicators.split(",") if r.strip()]
+    flags = [i.id for i in items if i.kind == "flag"]
+    unknown = [r for r in risk if r not in flags]
+    if unknown:
+        raise ValueError(f"risk_indicators names {', '.join(map(repr, unknown))}: not a patient flag; "
+                         f"choose among {', '.join(flags)}")
+    # Column names come from the indicator declarations (checked identifiers), never from input.
+    counts = ", ".join(f"count(*) FILTER (WHERE pi.{i.id}) AS patients_{i.id}" for i in items if i.kind == "flag")
+    return " OR ".join(f"pi.{r}" for r in risk) or "false", counts
 
 
 def _monthly(months: pa.Table, ids: list[str], groups: list[str],
@@ -224,6 +238,37 @@ def _pharmacies(engine: Engine, settings: Settings, rules: PeerRules) -> tuple[p
     return _assemble(table, groups, result.columns, flags, reasons, id_column="pharmacy_id"), result.deciles
 
 
+# --- counties ------------------------------------------------------------------------------------
+
+
+def _counties(engine: Engine, items: list[Indicator], settings: Settings) -> pa.Table:
+    """Per county of residence (persons' ZIP, else none), the period's opioid patients, those at
+    risk and those meeting each flag, beside the county's prescribers and pharmacies (flagged or
+    not) and its population (Census Vintage 2019): the regional view. Every county of a state
+    with any of these is listed, zeros included, so maps show where there is nothing."""
+    at_risk, counts = _patient_counts(items, settings)
+    per_flag = ", ".join(f"coalesce(pat.patients_{i.id}, 0) AS patients_{i.id}" for i in items if i.kind == "flag")
+    return engine.query(
+        f"WITH pat AS (SELECT p.county_fips, count(*) AS patients, count(*) FILTER (WHERE {at_risk}) AS at_risk, "
+        f"  {counts} FROM patient_indicator_rows AS pi JOIN persons AS p USING (pid) GROUP BY p.county_fips), "
+        "pre AS (SELECT county_fips, count(*) AS n, count(*) FILTER (WHERE len(flags) > 0) AS flagged "
+        "  FROM prescriber_metrics_t GROUP BY county_fips), "
+        "pha AS (SELECT county_fips, count(*) AS n, count(*) FILTER (WHERE len(flags) > 0) AS flagged "
+        "  FROM pharmacy_metrics_t GROUP BY county_fips), "
+        "present AS (SELECT county_fips FROM pat UNION SELECT county_fips FROM pre UNION SELECT county_fips FROM pha) "
+        "SELECT c.fips AS county_fips, c.state, c.name AS county, c.pop2019 AS population, "
+        "  coalesce(pat.patients, 0) AS patients, coalesce(pat.at_risk, 0) AS patients_at_risk, "
+        f"  {per_flag}, "
+        "  round(1000.0 * coalesce(pat.patients, 0) / nullif(c.pop2019, 0), 6) AS patients_per_1000, "
+        "  round(1000.0 * coalesce(pat.at_risk, 0) / nullif(c.pop2019, 0), 6) AS at_risk_per_1000, "
+        "  coalesce(pre.n, 0) AS prescribers, coalesce(pre.flagged, 0) AS flagged_prescribers, "
+        "  coalesce(pha.n, 0) AS pharmacies, coalesce(pha.flagged, 0) AS flagged_pharmacies "
+        "FROM ref_counties AS c LEFT JOIN pat ON pat.county_fips = c.fips "
+        "LEFT JOIN pre ON pre.county_fips = c.fips LEFT JOIN pha ON pha.county_fips = c.fips "
+        "WHERE c.state IN (SELECT r.state FROM present JOIN ref_counties AS r ON r.fips = present.county_fips) "
+        "ORDER BY c.fips")
+
+
 def _assemble(table: pa.Table, groups: list[str], columns: dict, flags: list[list[str]], reasons: list[list[str]],
               id_column: str) -> pa.Table:
     """The metrics table: raw columns, peer group, per-measure values and percentiles, flags,
@@ -257,7 +302,8 @@ def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> 
     lists = "array_to_string(flags, '; ') AS flags, array_to_string(reasons, '; ') AS reasons"
     for name, sql in (("prescriber_metrics", f"SELECT * REPLACE ({lists}) FROM prescriber_metrics_t ORDER BY rank"),
                       ("pharmacy_metrics", f"SELECT * REPLACE ({lists}) FROM pharmacy_metrics_t ORDER BY rank"),
-                      ("deciles", "SELECT * FROM deciles_t")):
+                      ("deciles", "SELECT * FROM deciles_t"),
+                      ("county_metrics", "SELECT * FROM county_metrics_t ORDER BY county_fips")):
         written.append(_csv(engine, out / f"{name}.csv", sql))
     who = ("i.last_name, i.first_name, p.birth_date, " if identified else "") + "p.birth_year, p.sex, p.county_fips"
     patients = (f"SELECT p.person_id, {who}, pi.* EXCLUDE (pid) FROM patient_indicator_rows AS pi "

@@ -293,6 +293,10 @@ def _fmt(v: float) -> str:
     return f"{v:.3f}" if abs(v) < 1 else f"{v:,.1f}"
 
 
+# The top decile of peers: at or above the 90th percentile (percentile_rank's 0-100 scale).
+TOP_DECILE = 90.0
+
+
 def top_decile_runs(entity_ids: Sequence[str] | np.ndarray, months: Sequence[date] | np.ndarray,
                     percentiles: np.ndarray, need: int) -> dict[str, int]:
     """Longest run of consecutive calendar months each entity spent at or above the 90th
@@ -304,7 +308,7 @@ def top_decile_runs(entity_ids: Sequence[str] | np.ndarray, months: Sequence[dat
     month = np.asarray(months, dtype="datetime64[M]").astype(np.int64)
     order = np.lexsort((month, entity))
     entity, month = entity[order], month[order]
-    top = np.asarray(percentiles, dtype=float)[order] >= 90
+    top = np.asarray(percentiles, dtype=float)[order] >= TOP_DECILE
     follows = np.zeros(len(order), dtype=bool)  # this month extends a run from the month before
     follows[1:] = top[1:] & top[:-1] & (entity[1:] == entity[:-1]) & (month[1:] - month[:-1] == 1)
     starts = top & ~follows

@@ -12,7 +12,7 @@ from rxradar.durable import fsync_dir, replacing
 from rxradar.engine import Engine
 
 ANALYTICS_TABLES = ("persons", "identity_persons", "patient_indicators", "prescriber_metrics",
-                    "prescriber_months", "pharmacy_metrics", "deciles")
+                    "prescriber_months", "pharmacy_metrics", "deciles", "county_metrics")
 
 
 def analytics_dir(root: Path) -> Path:

@@ -1,0 +1,209 @@
+"""The last analysis of a workspace, as the dashboard and API read it: leads, profiles against
+peer deciles, county figures with small cells suppressed. Tables are read once from the
+workspace's ``analytics/`` folder and read again when a new analysis lands there.
+
+Nothing here is patient-level: the dashboard shows prescribers, pharmacies and counties.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rxradar.analytics import store
+from rxradar.analytics.peers import Measure, measures
+from rxradar.indicators import indicators
+
+ENTITIES = {"prescribers": ("prescriber_metrics", "prescriber_id", "prescriber"),
+            "pharmacies": ("pharmacy_metrics", "pharmacy_id", "pharmacy")}
+# Counts of people in county_metrics: suppressed below the small-cell threshold, with the rates
+# computed from them.
+COUNTY_COUNTS = {"patients": "patients_per_1000", "patients_at_risk": "at_risk_per_1000"}
+
+
+class NoAnalysis(LookupError):
+    """The workspace has no analysis results yet."""
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    rows: list[dict]
+
+
+def clean(value: Any) -> Any:
+    """A value as JSON can carry it: NaN and infinities become None, dates ISO strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+def fmt_value(m: Measure | None, value: Any) -> str:
+    """A measure's value as the dashboard prints it: shares as percentages, the rest as numbers."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return "–"
+    if m is not None and m.kind == "share":
+        return f"{100 * value:.1f}%"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+class Results:
+    def __init__(self, root: Path, small_cell: int = 11):
+        self.root = Path(root)
+        self.small_cell = small_cell
+        self._stamp: int | None = None
+        self._tables: dict[str, pa.Table] = {}
+        self._about: dict | None = None
+
+    # -- loading ---------------------------------------------------------------------------------
+    def _fresh(self) -> None:
+        path = store.analytics_dir(self.root) / "analysis.json"
+        stamp = path.stat().st_mtime_ns if path.exists() else None
+        if stamp != self._stamp:
+            self._stamp, self._tables, self._about = stamp, {}, store.load_about(self.root)
+
+    @property
+    def about(self) -> dict | None:
+        self._fresh()
+        return self._about
+
+    def table(self, name: str) -> pa.Table:
+        self._fresh()
+        if self._about is None:
+            raise NoAnalysis(f"no analysis results in {self.root}: run rxradar analyze first")
+        if name not in self._tables:
+            path = store.saved_tables(self.root).get(name)
+            if path is None:
+                raise NoAnalysis(f"the last analysis in {self.root} has no {name} table: run rxradar analyze again")
+            self._tables[name] = pq.read_table(path)
+        return self._tables[name]
+
+    # -- prescribers and pharmacies --------------------------------------------------------------
+    def peer_groups(self, entity: str) -> list[str]:
+        name, _, _ = ENTITIES[entity]
+        return sorted(pc.unique(self.table(name)["peer_group"]).to_pylist())
+
+    def leads(self, entity: str, *, peer_group: str | None = None, flagged: bool = False, limit: int = 50,
+              offset: int = 0) -> Page:
+        """Ranked rows (1 = strongest lead), optionally of one peer group or flagged only."""
+        name, _, _ = ENTITIES[entity]
+        t = self.table(name)
+        mask = None
+        if peer_group:
+            mask = pc.equal(t["peer_group"], peer_group)
+        if flagged:
+            has = pc.greater(pc.list_value_length(t["flags"]), 0)
+            mask = has if mask is None else pc.and_(mask, has)
+        if mask is not None:
+            t = t.filter(mask)
+        t = t.sort_by("rank")
+        return Page(t.num_rows, [clean(r) for r in t.slice(offset, limit).to_pylist()])
+
+    def profile(self, entity: str, entity_id: str) -> dict | None:
+        """One prescriber or pharmacy: its metrics row, each measure beside its peers' deciles,
+        its flags with their reasons, and (prescribers) its months."""
+        name, id_column, kind = ENTITIES[entity]
+        t = self.table(name)
+        found = t.filter(pc.equal(t[id_column], entity_id))
+        if found.num_rows == 0:
+            return None
+        row = clean(found.to_pylist()[0])
+        group = row["peer_group"]
+        deciles = self._deciles(group)
+        declared = list(measures(kind))
+        if kind == "prescriber":
+            declared += [Measure(id=f"patients_{i.id}", title=f"Patients: {i.title}", kind="value",
+                                 numerator=f"patients_{i.id}", citation=i.citation)
+                         for i in indicators() if i.kind == "flag" and f"patients_{i.id}_pctile" in row]
+        out = []
+        for m in declared:
+            compared = row.get(f"{m.id}_eb", row.get(m.id))
+            out.append({"id": m.id, "title": m.title, "kind": m.kind, "value": row.get(m.id),
+                        "compared": compared, "percentile": row.get(f"{m.id}_pctile"), "weight": m.weight,
+                        "citation": m.citation, "deciles": deciles.get(m.id),
+                        "shown": fmt_value(m, row.get(m.id)), "shown_compared": fmt_value(m, compared)})
+        titles = {m.id: m.title for m in declared}
+        profile = {"entity": kind, "id": entity_id, "row": row, "measures": out,
+                   "components": [{**c, "title": titles.get(c["measure"], c["measure"])}
+                                  for c in _components(row.get("lead_components") or "")],
+                   "flags": [{"rule": f, "reason": r} for f, r in zip(row["flags"], row["reasons"])]}
+        if kind == "prescriber":
+            months = self.table("prescriber_months")
+            mine = months.filter(pc.equal(months["prescriber_id"], entity_id)).sort_by("month")
+            profile["months"] = [clean(r) for r in mine.select(["month", "opioid_rx", "patients", "mme_total",
+                                                                  "mme_total_pctile"]).to_pylist()]
+        return profile
+
+    def _deciles(self, peer_group: str) -> dict[str, dict]:
+        t = self.table("deciles")
+        mask = pc.equal(t["peer_group"], peer_group)
+        if "month" in t.column_names:  # monthly deciles are for the months chart, not the measures
+            mask = pc.and_(mask, pc.is_null(t["month"]))
+        return {r["measure"]: clean(r) for r in t.filter(mask).to_pylist()}
+
+    def deciles(self, peer_group: str | None = None, measure: str | None = None) -> list[dict]:
+        t = self.table("deciles")
+        for column, value in (("peer_group", peer_group), ("measure", measure)):
+            if value:
+                t = t.filter(pc.equal(t[column], value))
+        return [clean(r) for r in t.to_pylist()]
+
+    # -- counties --------------------------------------------------------------------------------
+    def counties(self) -> list[dict]:
+        """Each county's figures, counts of people from 1 to small_cell - 1 (and the rates made
+        from them) replaced by None; ``suppressed`` names what was withheld."""
+        rows = []
+        for r in self.table("county_metrics").to_pylist():
+            r = clean(r)
+            withheld = [c for c in r if c.startswith("patients") and not c.endswith("_per_1000")
+                        and r[c] is not None and 0 < r[c] < self.small_cell]
+            for c in withheld:
+                r[c] = None
+                if c in COUNTY_COUNTS:
+                    r[COUNTY_COUNTS[c]] = None
+            r["suppressed"] = withheld
+            rows.append(r)
+        return rows
+
+    def map_states(self, share: float = 0.05) -> list[str]:
+        """The states a map should show: those where at least ``share`` of the patients live."""
+        t = self.table("county_metrics")
+        totals: dict[str, int] = {}
+        for state, n in zip(t["state"].to_pylist(), t["patients"].to_pylist()):
+            totals[state] = totals.get(state, 0) + n
+        everyone = sum(totals.values())
+        return sorted(s for s, n in totals.items() if everyone and n >= share * everyone)
+
+    # -- overview --------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        about = self.about
+        if about is None:
+            raise NoAnalysis(f"no analysis results in {self.root}: run rxradar analyze first")
+        flagged = {}
+        for entity, (name, _, _) in ENTITIES.items():
+            t = self.table(name)
+            flagged[entity] = int(pc.sum(pc.greater(pc.list_value_length(t["flags"]), 0)).as_py() or 0)
+        return {"period": about["period"], "finished_at": about.get("finished_at"), "rows": about.get("rows", {}),
+                "flagged": flagged, "settings": about.get("settings", {})}
+
+
+def _components(text: str) -> list[dict]:
+    """``lead_components`` ("mme_total 4.20; cash_share 1.10") as measure and contribution."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        measure, _, value = part.rpartition(" ")
+        out.append({"measure": measure, "contribution": float(value)})
+    return out

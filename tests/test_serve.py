@@ -1,0 +1,245 @@
+"""The dashboard and API (``rxradar serve``) over a hand-made analysis: what each endpoint returns,
+small-cell suppression, escaping, 404s, nothing loaded from outside; and the county maps drawn
+from the shipped TopoJSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from rxradar.reference.counties import counties
+from rxradar.serve import charts, maps
+from rxradar.serve.app import create_app
+from rxradar.serve.results import Results
+
+NAN = float("nan")
+EVIL = '<script>alert("x")</script>'
+
+
+def prescriber(pid: str, rank: int, score: float, mme: float, mme_eb: float, pctile: float, flags=(), reasons=(),
+               components: str = "", group: str = "Family Medicine | WV") -> dict:
+    return {"prescriber_id": pid, "specialty": group.split(" | ")[0], "state": "WV", "county_fips": "54039",
+            "patients": 40, "opioid_rx": 120, "mme_total": mme * 40, "mme_per_patient": mme,
+            "mme_per_patient_eb": mme_eb, "mme_per_patient_pctile": pctile, "mean_patient_age": 51.5,
+            "peer_group": group, "lead_score": score, "lead_components": components, "rank": rank,
+            "flags": list(flags), "reasons": list(reasons)}
+
+
+PRESCRIBERS = [
+    prescriber("P2", 2, 1.25, 900.0, 850.0, 70.0),
+    prescriber("P1", 1, 6.5, 4000.0, 3100.0, 95.0, ["oig_outlier_mme_per_patient"],
+               ["MME per patient: 3,100 > peer Q3 + 3 x IQR = 2,000"], "mme_per_patient 4.50; patients 2.00"),
+    prescriber("P3", 3, 0.0, NAN, NAN, NAN, group="Dentist | WV"),
+    prescriber(EVIL, 4, 0.0, 10.0, 10.0, 5.0, group="Dentist | WV"),
+]
+PHARMACIES = [{"pharmacy_id": "H1", "county_fips": "54039", "peer_group": "urban | chain", "opioid_rx": 500,
+               "patients": 100, "cash_share": 0.25, "cash_share_eb": 0.2, "cash_share_pctile": 99.0,
+               "early_refill_share": 0.1, "lead_score": 3.0, "lead_components": "cash_share 3.00", "rank": 1,
+               "flags": ["posterior_cash_share"], "reasons": ["cash share 25% of 500"]}]
+DECILES = [{"peer_group": "Family Medicine | WV", "measure": "mme_per_patient", "month": None, "n": 12,
+            **{f"p{10 * i}": 100.0 * i for i in range(1, 10)}},
+           {"peer_group": "Family Medicine | WV", "measure": "mme_total", "month": "2023-01-01", "n": 12,
+            **{f"p{10 * i}": 1.0 * i for i in range(1, 10)}}]
+MONTHS = [{"prescriber_id": "P1", "month": date(2023, m, 1), "opioid_rx": 10, "patients": 5, "mme_total": 1000.0 * m,
+           "peer_group": "Family Medicine | WV", "mme_total_pctile": 95.0 if m >= 2 else 50.0} for m in (3, 1, 2)]
+
+
+def county(fips: str, population: int, patients: int, at_risk: int, doctor_shopping: int) -> dict:
+    return {"county_fips": fips, "state": fips[:2] == "54" and "WV" or "OH", "county": f"County {fips}",
+            "population": population, "patients": patients, "patients_at_risk": at_risk,
+            "patients_oig_doctor_shopping": doctor_shopping,
+            "patients_per_1000": 1000 * patients / population, "at_risk_per_1000": 1000 * at_risk / population,
+            "prescribers": 2, "flagged_prescribers": 1, "pharmacies": 1, "flagged_pharmacies": 0}
+
+
+COUNTIES = [county("54039", 178_124, 1_848, 142, 4), county("54011", 91_945, 962, 7, 0),
+            county("54045", 32_019, 0, 0, 0), county("39053", 29_898, 20, 11, 0)]
+
+
+@pytest.fixture()
+def workspace(tmp_path):
+    folder = tmp_path / "analytics"
+    folder.mkdir()
+    for name, rows in (("prescriber_metrics", PRESCRIBERS), ("pharmacy_metrics", PHARMACIES), ("deciles", DECILES),
+                       ("prescriber_months", MONTHS), ("county_metrics", COUNTIES)):
+        pq.write_table(pa.Table.from_pylist(rows), folder / f"{name}.parquet")
+    about = {"period": {"start": "2023-01-01", "end": "2023-12-31"}, "finished_at": "2024-01-05T10:00:00+00:00",
+             "rows": {"persons": 3000, "patients": 2830, "prescribers": 4, "pharmacies": 1, "counties": 4},
+             "settings": {"early_refill": "overlap"}}
+    (folder / "analysis.json").write_text(json.dumps(about))
+    return tmp_path
+
+
+@pytest.fixture()
+def client(workspace):
+    return TestClient(create_app(workspace, small_cell=11))
+
+
+def test_leads_are_ranked_filtered_and_paged(client):
+    page = client.get("/api/prescribers").json()
+    assert page["total"] == 4 and [r["prescriber_id"] for r in page["rows"]] == ["P1", "P2", "P3", EVIL]
+    # NaN is not JSON: a measure without a value comes back as null.
+    assert page["rows"][2]["mme_per_patient"] is None
+    dentists = client.get("/api/prescribers", params={"peer_group": "Dentist | WV"}).json()
+    assert [r["prescriber_id"] for r in dentists["rows"]] == ["P3", EVIL]
+    flagged = client.get("/api/prescribers", params={"flagged": "true"}).json()
+    assert (flagged["total"], flagged["rows"][0]["flags"]) == (1, ["oig_outlier_mme_per_patient"])
+    second = client.get("/api/prescribers", params={"limit": 1, "offset": 1}).json()
+    assert (second["total"], second["offset"], [r["prescriber_id"] for r in second["rows"]]) == (4, 1, ["P2"])
+    assert client.get("/api/prescribers", params={"limit": 0}).status_code == 422
+
+
+def test_profile_sets_each_measure_beside_its_peer_deciles(client):
+    p1 = client.get("/api/prescribers/P1").json()
+    mme = next(m for m in p1["measures"] if m["id"] == "mme_per_patient")
+    # Compared after shrinkage (the _eb column), against the peer group's (not monthly) deciles.
+    assert (mme["value"], mme["compared"], mme["percentile"]) == (4000.0, 3100.0, 95.0)
+    assert mme["deciles"]["p50"] == 500.0 and mme["deciles"]["n"] == 12
+    assert mme["shown"] == "4,000"
+    assert p1["flags"] == [{"rule": "oig_outlier_mme_per_patient", "reason": "MME per patient: 3,100 > peer Q3 + 3 x "
+                                                                            "IQR = 2,000"}]
+    assert [(c["measure"], c["contribution"], c["title"]) for c in p1["components"]] == [
+        ("mme_per_patient", 4.5, "MME per patient"), ("patients", 2.0, "Opioid patients")]
+    # Months in calendar order, whatever the order stored.
+    assert [(m["month"], m["mme_total"]) for m in p1["months"]] == [("2023-01-01", 1000.0), ("2023-02-01", 2000.0),
+                                                                      ("2023-03-01", 3000.0)]
+    assert client.get("/api/prescribers/P9").status_code == 404
+    h1 = client.get("/api/pharmacies/H1").json()
+    cash = next(m for m in h1["measures"] if m["id"] == "cash_share")
+    assert (cash["compared"], cash["shown"], cash["shown_compared"]) == (0.2, "25.0%", "20.0%")
+
+
+def test_county_counts_below_the_small_cell_threshold_are_withheld(client):
+    rows = {r["county_fips"]: r for r in client.get("/api/counties").json()}
+    kanawha, cabell, logan, ohio = rows["54039"], rows["54011"], rows["54045"], rows["39053"]
+    # 4 doctor shoppers in Kanawha and 7 at-risk patients in Cabell: withheld, with the rate made from them.
+    assert (kanawha["patients_at_risk"], kanawha["patients_oig_doctor_shopping"]) == (142, None)
+    assert kanawha["suppressed"] == ["patients_oig_doctor_shopping"]
+    assert (cabell["patients_at_risk"], cabell["at_risk_per_1000"], cabell["patients"]) == (None, None, 962)
+    assert cabell["patients_per_1000"] == pytest.approx(1000 * 962 / 91_945)
+    # Zero is not a small cell; 11 is the first count shown.
+    assert (logan["patients"], logan["suppressed"]) == (0, [])
+    assert ohio["patients_at_risk"] == 11
+    page = client.get("/counties").text
+    assert "&lt;11" in page
+
+
+def test_map_shows_the_states_where_patients_live(workspace):
+    results = Results(workspace)
+    # 20 of 2,830 patients live in Ohio: under 5%, so the map is West Virginia's.
+    assert results.map_states() == ["WV"]
+    assert results.map_states(share=0.005) == ["OH", "WV"]
+
+
+def test_pages_render_escaped_and_load_nothing_from_elsewhere(client):
+    for url in ("/", "/prescribers", "/prescribers?peer_group=Dentist+%7C+WV&flagged=true", "/pharmacies",
+                "/prescribers/P1", "/prescribers/P3", "/pharmacies/H1", "/counties",
+                "/counties?measure=patients_per_1000", "/indicators", "/api"):
+        r = client.get(url)
+        assert r.status_code == 200, url
+        assert "text/html" in r.headers["content-type"]
+        # Air-gapped: every src and href is local.
+        assert re.findall(r'(?:src|href)="(?:https?:)?//', r.text) == [], url
+        assert "<script" not in r.text, url
+    listing = client.get("/prescribers", params={"peer_group": "Dentist | WV"}).text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in listing
+    assert client.get("/static/rxradar.css").status_code == 200
+    missing = client.get("/prescribers/P9")
+    assert missing.status_code == 404 and "no prescriber P9 in the last analysis" in missing.text
+    assert client.get("/wholesalers").status_code == 404
+
+
+def test_openapi_describes_every_endpoint_and_the_docs_need_no_cdn(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/api/summary", "/api/indicators", "/api/counties", "/api/deciles", "/api/prescribers",
+            "/api/prescribers/{entity_id}", "/api/pharmacies", "/api/pharmacies/{entity_id}"} == set(spec["paths"])
+    assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+    assert "/api/prescribers/{entity_id}" in client.get("/api").text
+    summary = client.get("/api/summary").json()
+    assert (summary["flagged"], summary["rows"]["patients"]) == ({"prescribers": 1, "pharmacies": 1}, 2830)
+    assert {i["id"] for i in client.get("/api/indicators").json()} >= {"oig_high_amounts", "mpe_pbss"}
+    deciles = client.get("/api/deciles", params={"measure": "mme_total"}).json()
+    assert [(d["month"], d["p90"]) for d in deciles] == [("2023-01-01", 9.0)]
+
+
+def test_a_workspace_without_an_analysis_says_what_to_run(tmp_path):
+    client = TestClient(create_app(tmp_path))
+    page = client.get("/")
+    assert page.status_code == 404 and "run rxradar analyze first" in page.text
+    assert client.get("/api/prescribers").json() == {"detail": f"no analysis results in {tmp_path}: run rxradar "
+                                                               "analyze first"}
+
+
+def test_a_new_analysis_is_read_without_a_restart(workspace, client):
+    assert client.get("/api/prescribers").json()["total"] == 4
+    pq.write_table(pa.Table.from_pylist(PRESCRIBERS[:1]), workspace / "analytics" / "prescriber_metrics.parquet")
+    about = workspace / "analytics" / "analysis.json"
+    about.write_text(about.read_text().replace("10:00:00", "11:00:00"))
+    assert client.get("/api/prescribers").json()["total"] == 1
+
+
+# --- maps and charts ------------------------------------------------------------------------------
+
+def test_topojson_arcs_decode_by_running_sums_and_rings_join_arcs_once():
+    # Quantized deltas (0,0) (2,0) (0,3) scaled by (0.5, 0.25) from (-80, 38).
+    assert maps.decode_arc([[0, 0], [2, 0], [0, 3]], (0.5, 0.25), (-80.0, 38.0)) == [
+        (-80.0, 38.0), (-79.0, 38.0), (-79.0, 38.75)]
+    arcs = {0: ((0, 0), (1, 0), (1, 1)), 1: ((0, 0), (0, 1), (1, 1))}
+    # Arc 0, then arc 1 reversed (~1): the shared corner (1, 1) appears once.
+    assert maps.ring_points([0, ~1], arcs.__getitem__) == [(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]
+
+
+def test_every_west_virginia_county_outline_holds_its_census_internal_point():
+    wv = counties("WV").to_pylist()
+    assert len(wv) == 55
+    for c in wv:
+        rings = maps.county_rings(c["fips"])
+        assert rings, c["fips"]
+        assert any(_inside((c["lon"], c["lat"]), ring) for ring in rings), c["name"]
+    assert maps.county_name("54039") == "Kanawha"
+    assert maps.county_rings("54999") == []
+
+
+def test_projection_keeps_shape_within_a_state():
+    paths, projection = maps.county_paths(["54039"], width=400)
+    ring = maps.county_rings("54039")[0]
+    lon = [p[0] for p in ring]
+    lat = [p[1] for p in ring]
+    # Width over height on the page equals east-west over north-south miles (cos of the middle latitude).
+    aspect = (max(lon) - min(lon)) * math.cos(math.radians((max(lat) + min(lat)) / 2)) / (max(lat) - min(lat))
+    assert (projection.width - 8) / (projection.height - 8) == pytest.approx(aspect, rel=1e-9)
+    assert paths["54039"].startswith("M") and paths["54039"].endswith("Z")
+
+
+def test_quantile_classes_and_the_legend():
+    assert charts.class_breaks([5, 1, 4, 2, 3, None, NAN], classes=5) == [1, 2, 3, 4, 5]
+    assert charts.class_breaks([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], classes=4) == [3, 5, 8, 10]
+    assert [charts.class_of(v, [3, 5, 8, 10]) for v in (1, 3, 4, 9, 10)] == [0, 0, 1, 3, 3]
+    svg = charts.choropleth({"54039": 2.0, "54011": None, "54045": 1.0}, {"54039": "Kanawha & more"},
+                            lambda v: f"{v:.1f}", "test")
+    assert svg.count("<path") == 3 and "Kanawha &amp; more" in svg
+    assert f'fill="{charts.NO_DATA}" data-fips="54011"' in svg
+
+
+def test_months_in_the_top_decile_are_red():
+    bars = charts.monthly_bars([{"month": "2023-01-01", "mme_total": 10.0, "mme_total_pctile": 89.9},
+                                {"month": "2023-02-01", "mme_total": 20.0, "mme_total_pctile": 90.0}], str)
+    fills = re.findall(r'<rect [^>]*fill="([^"]+)"', bars)
+    assert fills == ["#969696", charts.HIGHLIGHT]
+
+
+def _inside(point: tuple[float, float], ring: list[tuple[float, float]]) -> bool:
+    """Ray casting, independent of the drawing code."""
+    x, y = point
+    inside = False
+    for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1]):
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
