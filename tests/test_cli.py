@@ -154,6 +154,15 @@ def test_ingest_registries_and_deaths(state, kind, records, kept):
     assert re.search(row, result.output), result.output
 
 
+def test_ingest_zip_counties_counts_the_kept_crosswalk_rows(tmp_path):
+    hud = tmp_path / "ZIP_COUNTY_122023.csv"
+    hud.write_text('"ZIP","COUNTY","USPS_ZIP_PREF_STATE","RES_RATIO"\n"25301","54039","WV",1\n'
+                   '"25701","54011","WV",0.98\n"25701","54099","WV",0.02\n')
+    result = rxradar("ingest", "zip-counties", hud, "--workspace", tmp_path / "ws")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"ZIP_COUNTY_122023\.csv\s*│\s*ingested\s*│\s*3\s*│\s*3\s*│\s*0\s*│", result.output), result.output
+
+
 def test_ingest_of_a_file_that_is_not_asap_exits_1_and_says_failed(tmp_path):
     bad = tmp_path / "memo.asap"
     bad.write_text("not a PDMP file\n")

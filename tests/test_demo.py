@@ -37,13 +37,14 @@ def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path, monk
     assert re.search(rf"│ dispensations\s*│\s*{dispensations:,}\s*│", again.output)
     assert (tmp_path / "results" / "prescriber_metrics.csv").read_bytes() == first_metrics
     assert "http://127.0.0.1:0/" in again.output and "Ctrl+C stops it" in again.output
-    _dashboard_serves_the_demo_analysis(served, tmp_path)
+    password = re.search(r"sign in as demo with password (\S+)", again.output).group(1)
+    _dashboard_serves_the_demo_analysis(served, password, tmp_path)
     _county_metrics_count_the_patient_file(tmp_path / "results")
     _identified_patient_file_is_private_and_audited(runner, tmp_path)
     _analysis_periods_peer_scope_and_columns(runner, tmp_path)
 
 
-def _dashboard_serves_the_demo_analysis(served, tmp_path):
+def _dashboard_serves_the_demo_analysis(served, password, tmp_path):
     import csv
     import json
 
@@ -53,18 +54,31 @@ def _dashboard_serves_the_demo_analysis(served, tmp_path):
 
     [(dashboard, options)] = served
     assert (options["host"], options["port"]) == ("127.0.0.1", 0)
+    assert TestClient(dashboard).get("/api/summary").status_code == 401
     client = TestClient(dashboard)
+    client.auth = ("demo", password)
     with open(tmp_path / "results" / "prescriber_metrics.csv", newline="") as f:
         expected = sorted(csv.DictReader(f), key=lambda r: int(r["rank"]))
     leads = client.get("/api/prescribers", params={"limit": 5}).json()
     assert leads["total"] == len(expected)
     assert [r["prescriber_id"] for r in leads["rows"]] == [r["prescriber_id"] for r in expected[:5]]
-    top = client.get(f"/prescribers/{expected[0]['prescriber_id']}")
-    assert top.status_code == 200 and expected[0]["specialty"] in top.text
+    top = expected[0]
+    assert client.get(f"/prescribers/{top['prescriber_id']}").status_code == 200
+    # Each measure of the profile sits against its peer group's whole-period deciles, as deciles.csv has them.
+    with open(tmp_path / "results" / "deciles.csv", newline="") as f:
+        whole = {r["measure"]: r for r in csv.DictReader(f) if r["peer_group"] == top["peer_group"] and not r["month"]}
+    profile = client.get(f"/api/prescribers/{top['prescriber_id']}").json()
+    for m in profile["measures"]:
+        if m["id"] in whole:
+            assert (m["deciles"]["n"], m["deciles"]["p90"]) == (int(whole[m["id"]]["n"]),
+                                                                 pytest.approx(float(whole[m["id"]]["p90"]))), m["id"]
+    assert {"mme_total", "mme_per_patient", "cash_share"} <= {m["id"] for m in profile["measures"] if m["deciles"]}
     assert client.get("/").status_code == 200 and client.get("/counties").status_code == 200
     with Workspace(tmp_path / "workspace", create=False) as ws:
         audited = ws.meta.execute("SELECT target, detail FROM audit_log WHERE action = 'serve'").fetchall()
+        views = ws.meta.execute("SELECT actor, target FROM audit_log WHERE action = 'view'").fetchall()
     assert [(t, json.loads(d)) for t, d in audited] == [("dashboard", {"host": "127.0.0.1", "port": 0})]
+    assert ("demo", f"/api/prescribers/{top['prescriber_id']}") in views
 
 
 def _county_metrics_count_the_patient_file(results):

@@ -267,7 +267,12 @@ def _dashboard_shows_no_patient_value(root: Path) -> None:
 
     from rxradar.serve.app import create_app
 
+    from rxradar.serve.auth import set_user
+
+    with Workspace(root) as ws, ws.write_transaction():
+        set_user(ws.meta, "ivy", "investigator", "investigator-pass-1")
     client = TestClient(create_app(root))
+    client.auth = ("ivy", "investigator-pass-1")
     urls = ["/", "/prescribers", "/pharmacies", "/counties", "/api/summary", "/api/counties", "/api/deciles",
             "/api/prescribers", "/api/pharmacies", f"/prescribers/{PRESCRIBER_NPI}", f"/pharmacies/{PHARMACY_NPI}",
             f"/api/prescribers/{PRESCRIBER_NPI}", f"/api/pharmacies/{PHARMACY_NPI}"]

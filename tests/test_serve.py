@@ -14,10 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from rxradar.analytics.analyze import deciles_table
 from rxradar.reference.counties import counties
 from rxradar.serve import charts, maps
 from rxradar.serve.app import create_app
+from rxradar.serve.auth import set_user
 from rxradar.serve.results import Results
+from rxradar.workspace import Workspace
 
 NAN = float("nan")
 EVIL = '<script>alert("x")</script>'
@@ -43,9 +46,12 @@ PHARMACIES = [{"pharmacy_id": "H1", "county_fips": "54039", "peer_group": "urban
                "patients": 100, "cash_share": 0.25, "cash_share_eb": 0.2, "cash_share_pctile": 99.0,
                "early_refill_share": 0.1, "lead_score": 3.0, "lead_components": "cash_share 3.00", "rank": 1,
                "flags": ["posterior_cash_share"], "reasons": ["cash share 25% of 500"]}]
-DECILES = [{"peer_group": "Family Medicine | WV", "measure": "mme_per_patient", "month": None, "n": 12,
+# As the analysis lists them: whole-period rows (no month) first, then the monthly ones.
+DECILES = [{"peer_group": "Family Medicine | WV", "measure": "mme_per_patient", "n": 12,
             **{f"p{10 * i}": 100.0 * i for i in range(1, 10)}},
-           {"peer_group": "Family Medicine | WV", "measure": "mme_total", "month": "2023-01-01", "n": 12,
+           {"peer_group": "Family Medicine | WV", "measure": "mme_total", "n": 12,
+            **{f"p{10 * i}": 1000.0 * i for i in range(1, 10)}},
+           {"peer_group": "Family Medicine | WV", "measure": "mme_total", "month": date(2023, 1, 1), "n": 12,
             **{f"p{10 * i}": 1.0 * i for i in range(1, 10)}}]
 MONTHS = [{"prescriber_id": "P1", "month": date(2023, m, 1), "opioid_rx": 10, "patients": 5, "mme_total": 1000.0 * m,
            "peer_group": "Family Medicine | WV", "mme_total_pctile": 95.0 if m >= 2 else 50.0} for m in (3, 1, 2)]
@@ -63,23 +69,51 @@ COUNTIES = [county("54039", 178_124, 1_848, 142, 4), county("54011", 91_945, 962
             county("54045", 32_019, 0, 0, 0), county("39053", 29_898, 20, 11, 0)]
 
 
-@pytest.fixture()
-def workspace(tmp_path):
-    folder = tmp_path / "analytics"
-    folder.mkdir()
-    for name, rows in (("prescriber_metrics", PRESCRIBERS), ("pharmacy_metrics", PHARMACIES), ("deciles", DECILES),
-                       ("prescriber_months", MONTHS), ("county_metrics", COUNTIES)):
-        pq.write_table(pa.Table.from_pylist(rows), folder / f"{name}.parquet")
-    about = {"period": {"start": "2023-01-01", "end": "2023-12-31"}, "finished_at": "2024-01-05T10:00:00+00:00",
-             "rows": {"persons": 3000, "patients": 2830, "prescribers": 4, "pharmacies": 1, "counties": 4},
-             "settings": {"early_refill": "overlap"}}
-    (folder / "analysis.json").write_text(json.dumps(about))
-    return tmp_path
+PASSWORDS = {"ivy": "investigator-pass-1", "ana": "aggregate-pass-22"}
 
 
-@pytest.fixture()
-def client(workspace):
-    return TestClient(create_app(workspace, small_cell=11))
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    with Workspace(root) as ws, ws.write_transaction():
+        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
+        set_user(ws.meta, "ana", "aggregate", PASSWORDS["ana"])
+    write_analysis(root)
+    return root
+
+
+def write_analysis(root, prescribers=PRESCRIBERS, finished="2024-01-05T10:00:00+00:00"):
+    folder = root / "analytics"
+    folder.mkdir(exist_ok=True)
+    for name, table in (("prescriber_metrics", pa.Table.from_pylist(prescribers)),
+                        ("pharmacy_metrics", pa.Table.from_pylist(PHARMACIES)), ("deciles", deciles_table(DECILES)),
+                        ("prescriber_months", pa.Table.from_pylist(MONTHS)),
+                        ("county_metrics", pa.Table.from_pylist(COUNTIES))):
+        pq.write_table(table, folder / f"{name}.parquet")
+    about = {"period": {"start": "2023-01-01", "end": "2023-12-31"}, "finished_at": finished,
+             "rows": {"persons": 3000, "patients": 2830, "prescribers": len(prescribers), "pharmacies": 1,
+                      "counties": 4},
+             "settings": {"early_refill": "overlap", "workspace": str(root)}}
+    (folder / "analysis.json.tmp").write_text(json.dumps(about))
+    (folder / "analysis.json.tmp").replace(folder / "analysis.json")  # as the analysis writes it
+
+
+def as_user(app, name: str, password: str) -> TestClient:
+    """A client calling with HTTP Basic, as a script would."""
+    client = TestClient(app)
+    client.auth = (name, password)
+    return client
+
+
+@pytest.fixture(scope="module")
+def app(workspace):
+    return create_app(workspace, small_cell=11)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    """An investigator calling with HTTP Basic, as a script would."""
+    return as_user(app, "ivy", PASSWORDS["ivy"])
 
 
 def test_leads_are_ranked_filtered_and_paged(client):
@@ -103,6 +137,9 @@ def test_profile_sets_each_measure_beside_its_peer_deciles(client):
     assert (mme["value"], mme["compared"], mme["percentile"]) == (4000.0, 3100.0, 95.0)
     assert mme["deciles"]["p50"] == 500.0 and mme["deciles"]["n"] == 12
     assert mme["shown"] == "4,000"
+    # Total MME is set against the whole period's deciles, not a month's (p90 9,000, not 9).
+    total = next(m for m in p1["measures"] if m["id"] == "mme_total")
+    assert (total["deciles"]["p90"], total["deciles"]["month"]) == (9000.0, None)
     assert p1["flags"] == [{"rule": "oig_outlier_mme_per_patient", "reason": "MME per patient: 3,100 > peer Q3 + 3 x "
                                                                             "IQR = 2,000"}]
     assert [(c["measure"], c["contribution"], c["title"]) for c in p1["components"]] == [
@@ -116,19 +153,24 @@ def test_profile_sets_each_measure_beside_its_peer_deciles(client):
     assert (cash["compared"], cash["shown"], cash["shown_compared"]) == (0.2, "25.0%", "20.0%")
 
 
-def test_county_counts_below_the_small_cell_threshold_are_withheld(client):
+def test_county_counts_go_through_disclosure_control(client):
     rows = {r["county_fips"]: r for r in client.get("/api/counties").json()}
     kanawha, cabell, logan, ohio = rows["54039"], rows["54011"], rows["54045"], rows["39053"]
-    # 4 doctor shoppers in Kanawha and 7 at-risk patients in Cabell: withheld, with the rate made from them.
-    assert (kanawha["patients_at_risk"], kanawha["patients_oig_doctor_shopping"]) == (142, None)
-    assert kanawha["suppressed"] == ["patients_oig_doctor_shopping"]
+    # Small cells: 4 doctor shoppers in Kanawha, 7 at-risk patients in Cabell (and Cabell's rate).
+    assert kanawha["patients_oig_doctor_shopping"] is None
     assert (cabell["patients_at_risk"], cabell["at_risk_per_1000"], cabell["patients"]) == (None, None, 962)
     assert cabell["patients_per_1000"] == pytest.approx(1000 * 962 / 91_945)
-    # Zero is not a small cell; 11 is the first count shown.
+    # Cabell alone withheld among West Virginia's at-risk counts would follow from the state's
+    # total: Kanawha's 142, the smallest other, goes too.
+    assert (kanawha["patients_at_risk"], kanawha["patients"]) == (None, 1_848)
+    assert kanawha["suppressed"] == ["patients_at_risk", "at_risk_per_1000", "patients_oig_doctor_shopping"]
+    # 11 of Ohio's 20 patients at risk: the 9 not at risk are a small cell, so the 11 are withheld.
+    assert (ohio["patients"], ohio["patients_at_risk"]) == (20, None)
+    # Zero is not a small cell; rates on fewer than 20 patients are marked unstable.
     assert (logan["patients"], logan["suppressed"]) == (0, [])
-    assert ohio["patients_at_risk"] == 11
+    assert ohio["unstable"] == [] and logan["unstable"] == ["patients_per_1000", "at_risk_per_1000"]
     page = client.get("/counties").text
-    assert "&lt;11" in page
+    assert "&lt;11" in page and "withheld (small numbers)" in page
 
 
 def test_map_shows_the_states_where_patients_live(workspace):
@@ -146,14 +188,27 @@ def test_pages_render_escaped_and_load_nothing_from_elsewhere(client):
         assert r.status_code == 200, url
         assert "text/html" in r.headers["content-type"]
         # Air-gapped: every src and href is local.
-        assert re.findall(r'(?:src|href)="(?:https?:)?//', r.text) == [], url
+        assert re.findall(r'(?:src|href|action)="(?:https?:)?//', r.text) == [], url
         assert "<script" not in r.text, url
     listing = client.get("/prescribers", params={"peer_group": "Dentist | WV"}).text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in listing
+    # Its profile link works, '/' and all: the id is one path segment, encoded.
+    link = re.search(r'href="(/prescribers/%3Cscript[^"]*)"', listing).group(1)
+    assert "%2F" in link
+    profile = client.get(link)
+    assert profile.status_code == 200 and "&lt;script&gt;" in profile.text and "<script" not in profile.text
+    assert client.get("/api/prescribers/" + link.split("/", 2)[2]).json()["id"] == EVIL
     assert client.get("/static/rxradar.css").status_code == 200
     missing = client.get("/prescribers/P9")
     assert missing.status_code == 404 and "no prescriber P9 in the last analysis" in missing.text
     assert client.get("/wholesalers").status_code == 404
+    odd = client.get("/prescribers", params={"flagged": "perhaps"})
+    assert odd.status_code == 422 and "text/html" in odd.headers["content-type"] and "flagged" in odd.text
+
+
+def test_the_servers_own_paths_are_not_shown(workspace, client):
+    for url in ("/", "/counties", "/api", "/api/summary"):
+        assert str(workspace) not in client.get(url).text, url
 
 
 def test_openapi_describes_every_endpoint_and_the_docs_need_no_cdn(client):
@@ -161,28 +216,88 @@ def test_openapi_describes_every_endpoint_and_the_docs_need_no_cdn(client):
     assert {"/api/summary", "/api/indicators", "/api/counties", "/api/deciles", "/api/prescribers",
             "/api/prescribers/{entity_id}", "/api/pharmacies", "/api/pharmacies/{entity_id}"} == set(spec["paths"])
     assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
+    assert spec["paths"]["/api/prescribers"]["get"]["security"] == [{"HTTPBasic": []}]
     assert "/api/prescribers/{entity_id}" in client.get("/api").text
     summary = client.get("/api/summary").json()
     assert (summary["flagged"], summary["rows"]["patients"]) == ({"prescribers": 1, "pharmacies": 1}, 2830)
     assert {i["id"] for i in client.get("/api/indicators").json()} >= {"oig_high_amounts", "mpe_pbss"}
     deciles = client.get("/api/deciles", params={"measure": "mme_total"}).json()
-    assert [(d["month"], d["p90"]) for d in deciles] == [("2023-01-01", 9.0)]
+    assert [(d["month"], d["p90"]) for d in deciles] == [(None, 9000.0), ("2023-01-01", 9.0)]
 
 
 def test_a_workspace_without_an_analysis_says_what_to_run(tmp_path):
-    client = TestClient(create_app(tmp_path))
+    with Workspace(tmp_path) as ws, ws.write_transaction():
+        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
+    client = as_user(create_app(tmp_path), "ivy", PASSWORDS["ivy"])
     page = client.get("/")
     assert page.status_code == 404 and "run rxradar analyze first" in page.text
     assert client.get("/api/prescribers").json() == {"detail": f"no analysis results in {tmp_path}: run rxradar "
                                                                "analyze first"}
 
 
-def test_a_new_analysis_is_read_without_a_restart(workspace, client):
+def test_a_new_analysis_is_read_without_a_restart(tmp_path):
+    with Workspace(tmp_path) as ws, ws.write_transaction():
+        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
+    write_analysis(tmp_path)
+    client = as_user(create_app(tmp_path), "ivy", PASSWORDS["ivy"])
     assert client.get("/api/prescribers").json()["total"] == 4
-    pq.write_table(pa.Table.from_pylist(PRESCRIBERS[:1]), workspace / "analytics" / "prescriber_metrics.parquet")
-    about = workspace / "analytics" / "analysis.json"
-    about.write_text(about.read_text().replace("10:00:00", "11:00:00"))
+    write_analysis(tmp_path, PRESCRIBERS[:1], finished="2024-01-05T11:00:00+00:00")
     assert client.get("/api/prescribers").json()["total"] == 1
+
+
+# --- who may see what -----------------------------------------------------------------------------
+
+def test_nobody_gets_in_without_signing_in(app):
+    anonymous = TestClient(app, follow_redirects=False)
+    page = anonymous.get("/prescribers/P1?x=1")
+    assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fprescribers%2FP1%3Fx%3D1")
+    api = anonymous.get("/api/summary")
+    assert (api.status_code, api.headers["www-authenticate"]) == (401, 'Basic realm="rxradar"')
+    assert as_user(app, "ivy", "not-her-password").get("/api/summary").status_code == 401
+    assert as_user(app, "nobody", "whatever-pass").get("/api/summary").status_code == 401
+    assert anonymous.get("/login").status_code == 200 and anonymous.get("/static/rxradar.css").status_code == 200
+
+
+def test_an_aggregate_user_sees_places_but_no_leads(app, workspace):
+    ana = as_user(app, "ana", PASSWORDS["ana"])
+    assert ana.get("/api/counties").status_code == 200 and ana.get("/api/summary").status_code == 200
+    assert ana.get("/api/prescribers").status_code == 403
+    assert ana.get("/api/pharmacies/H1").status_code == 403
+    refused = ana.get("/prescribers")
+    assert refused.status_code == 403 and "needs the &#39;leads&#39; capability" in refused.text
+    overview = ana.get("/").text
+    assert "Prescriber and pharmacy leads are for investigators" in overview and "P1" not in overview
+    assert 'href="/prescribers"' not in overview
+
+
+def test_each_view_of_leads_is_audited_with_its_reader(app, workspace):
+    as_user(app, "ivy", PASSWORDS["ivy"]).get("/api/prescribers/P2")
+    with Workspace(workspace, create=False) as ws:
+        views = ws.meta.execute("SELECT actor, target FROM audit_log WHERE action = 'view'").fetchall()
+    assert ("ivy", "/api/prescribers/P2") in views
+    assert all(actor == "ivy" for actor, _ in views)  # places (ana's) are not leads: not logged as views
+
+
+def test_signing_in_sets_a_session_that_ends_when_the_user_is_removed(tmp_path):
+    with Workspace(tmp_path) as ws, ws.write_transaction():
+        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
+    write_analysis(tmp_path)
+    browser = TestClient(create_app(tmp_path), follow_redirects=False)
+    wrong = browser.post("/login", data={"name": "ivy", "password": "nope-nope-nope", "next": "/counties"})
+    assert wrong.status_code == 401 and "do not match" in wrong.text
+    # Only a path on this server is a place to go next.
+    elsewhere = browser.post("/login", data={"name": "ivy", "password": PASSWORDS["ivy"], "next": "//evil.example"})
+    assert (elsewhere.status_code, elsewhere.headers["location"]) == (303, "/")
+    cookie = elsewhere.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert browser.get("/prescribers").status_code == 200
+    with Workspace(tmp_path) as ws:
+        logins = ws.meta.execute("SELECT actor, detail FROM audit_log WHERE action = 'login'").fetchall()
+        assert [(a, json.loads(d)["ok"]) for a, d in logins] == [("ivy", False), ("ivy", True)]
+        with ws.write_transaction():
+            ws.meta.execute("DELETE FROM users WHERE name = 'ivy'")
+    assert browser.get("/prescribers").status_code == 303
+    assert browser.post("/logout").headers["location"] == "/login"
 
 
 # --- maps and charts ------------------------------------------------------------------------------
@@ -218,6 +333,14 @@ def test_projection_keeps_shape_within_a_state():
     assert paths["54039"].startswith("M") and paths["54039"].endswith("Z")
 
 
+def test_legend_skips_classes_emptied_by_ties():
+    # Breaks [0, 0, 0, 1, 2]: the classes that ties leave empty are not in the legend.
+    svg = charts.choropleth({"54039": 0.0, "54011": 0.0, "54045": 0.0, "54005": 1.0, "54007": 2.0}, {}, str, "t")
+    legend = re.findall(r'<rect [^>]*fill="([^"]+)"/><text [^>]*>([^<]+)</text>', svg)
+    assert legend == [(charts.SEQUENTIAL[0], "≤ 0.0"), (charts.SEQUENTIAL[3], "0.0–1.0"),
+                      (charts.SEQUENTIAL[4], "1.0–2.0"), (charts.NO_DATA, "withheld or none")]
+
+
 def test_quantile_classes_and_the_legend():
     assert charts.class_breaks([5, 1, 4, 2, 3, None, NAN], classes=5) == [1, 2, 3, 4, 5]
     assert charts.class_breaks([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], classes=4) == [3, 5, 8, 10]
@@ -243,3 +366,66 @@ def _inside(point: tuple[float, float], ring: list[tuple[float, float]]) -> bool
         if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
             inside = not inside
     return inside
+
+
+# --- users, passwords and sessions ----------------------------------------------------------------
+
+def test_passwords_are_scrypt_hashes_and_rules_are_checked(tmp_path):
+    import hashlib
+
+    from rxradar.serve.auth import SCRYPT, Verifier, users
+
+    with Workspace(tmp_path) as ws, ws.write_transaction():
+        set_user(ws.meta, "ivy", "investigator", "first-password")
+        for name, role, password, message in (("iv y", "investigator", "long-enough-1", "user name"),
+                                              ("ivy", "boss", "long-enough-1", "role 'boss'"),
+                                              ("ivy", "aggregate", "short", "at least 10")):
+            with pytest.raises(ValueError, match=message):
+                set_user(ws.meta, name, role, password)
+        salt, stored = ws.meta.execute("SELECT salt, hash FROM users WHERE name = 'ivy'").fetchone()
+        assert stored == hashlib.scrypt(b"first-password", salt=salt, **SCRYPT)
+        verifier = Verifier()
+        assert verifier.verify(ws.meta, "ivy", "first-password").role == "investigator"
+        assert verifier.verify(ws.meta, "ivy", "first-passwore") is None
+        # A new password replaces the old at once, even one proved a moment ago.
+        set_user(ws.meta, "ivy", "aggregate", "second-password")
+        assert verifier.verify(ws.meta, "ivy", "first-password") is None
+        assert verifier.verify(ws.meta, "ivy", "second-password").role == "aggregate"
+        assert [(n, r) for n, r, _ in users(ws.meta)] == [("ivy", "aggregate")]
+
+
+def test_session_cookies_expire_and_cannot_be_forged():
+    from rxradar.serve.auth import Sessions
+
+    sessions = Sessions(secret=b"k" * 32, seconds=60)
+    cookie = sessions.issue("ana.lyst@wv", at=1_000)
+    assert sessions.read(cookie, at=1_059) == "ana.lyst@wv"
+    assert sessions.read(cookie, at=1_060) is None
+    name, expiry, signature = cookie.rsplit(".", 2)
+    assert sessions.read(f"{name}.{int(expiry) + 3600}.{signature}", at=1_000) is None
+    assert sessions.read(f"admin.{expiry}.{signature}", at=1_000) is None
+    assert Sessions(secret=b"x" * 32).read(cookie, at=1_000) is None
+    assert sessions.read("garbage", at=1_000) is None and sessions.read(None) is None
+
+
+def test_users_are_added_listed_and_removed_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from rxradar.cli import app as cli
+
+    runner = CliRunner()
+    root = str(tmp_path / "ws")
+    Workspace(tmp_path / "ws").close()
+    added = runner.invoke(cli, ["users", "add", "ivy", "--role", "investigator", "-w", root, "--password-stdin"],
+                          input="a-long-password\n")
+    assert added.exit_code == 0 and "ivy may use the dashboard as investigator" in added.output
+    refused = runner.invoke(cli, ["users", "add", "ana", "--role", "viewer", "-w", root, "--password-stdin"],
+                            input="a-long-password\n")
+    assert refused.exit_code == 2 and "choose one of aggregate, investigator, administrator" in refused.output
+    listed = runner.invoke(cli, ["users", "list", "-w", root], env={"COLUMNS": "120"})
+    assert re.search(r"│ ivy\s*│ investigator\s*│", listed.output), listed.output
+    assert runner.invoke(cli, ["users", "remove", "ivy", "-w", root]).exit_code == 0
+    assert runner.invoke(cli, ["users", "remove", "ivy", "-w", root]).exit_code == 2
+    with Workspace(tmp_path / "ws", create=False) as ws:
+        audited = ws.meta.execute("SELECT action, target FROM audit_log ORDER BY rowid").fetchall()
+    assert audited == [("user_set", "ivy"), ("user_remove", "ivy")]

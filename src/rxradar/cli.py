@@ -82,7 +82,8 @@ def _report(kind: str, outcomes: list[FileOutcome]) -> None:
 
 
 def _kept(o: FileOutcome) -> int:
-    main = {"asap": "dispensations", "deaths": "deaths", "prescribers": "prescribers", "pharmacies": "pharmacies"}
+    main = {"asap": "dispensations", "deaths": "deaths", "prescribers": "prescribers", "pharmacies": "pharmacies",
+            "zip_counties": "zip_counties"}
     return next((o.rows[t] for t in main.values() if t in o.rows), 0)
 
 
@@ -357,20 +358,79 @@ def serve(workspace: WorkspaceOpt = None, host: HostOpt = "127.0.0.1", port: Por
     """The dashboard (maps, leads, profiles against peer deciles) and its JSON API, until Ctrl+C."""
     import getpass
 
-    from rxradar.serve.server import loopback, serve as run
+    from rxradar.serve.server import AddressUnavailable, serve as run
 
     s, ws = _open(workspace)
     with ws:
-        if not loopback(host):
-            err.print(f"[yellow]warning:[/yellow] anyone who can reach {host}:{port} sees the prescriber and "
-                      "pharmacy leads: the dashboard has no login yet")
-        console.print(f"dashboard of {ws.root} at [bold]http://{host}:{port}/[/bold] (API: /api, OpenAPI: "
-                      "/openapi.json); Ctrl+C stops it")
         try:
-            run(ws, s, host=host, port=port, actor=getpass.getuser())
+            run(ws, s, host=host, port=port, actor=getpass.getuser(), say=console.print,
+                warn=lambda text: err.print(f"[yellow]warning:[/yellow] {text}"))
+        except AddressUnavailable as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+
+
+users_app = typer.Typer(help="Who may use the dashboard, with which role.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(name: Annotated[str, typer.Argument(help="user name (letters, digits, . _ @ -)")],
+              role: Annotated[str, typer.Option(help="aggregate (counties, summary), investigator (also "
+                                                     "prescriber and pharmacy leads), administrator")],
+              workspace: WorkspaceOpt = None,
+              password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from "
+                                                                                    "standard input")] = False) -> None:
+    """Add a dashboard user, or give an existing one a new role and password (asked for twice)."""
+    import getpass
+    import sys
+
+    from rxradar.serve.auth import set_user
+
+    s, ws = _open(workspace)
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    with ws:
+        try:
+            with ws.write_transaction():
+                set_user(ws.meta, name, role, password)
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)
+        ws.audit(getpass.getuser(), "user_set", name, {"role": role})
+    console.print(f"{name} may use the dashboard as {role}")
+
+
+@users_app.command("list")
+def users_list(workspace: WorkspaceOpt = None) -> None:
+    """Every dashboard user with their role."""
+    from rxradar.serve.auth import users
+
+    s, ws = _open(workspace)
+    with ws:
+        rows = users(ws.meta)
+    table = Table("user", "role", "added")
+    for name, role, added in rows:
+        table.add_row(name, role, added[:19].replace("T", " "))
+    console.print(table if rows else "no dashboard users yet: rxradar users add NAME --role investigator")
+
+
+@users_app.command("remove")
+def users_remove(name: str, workspace: WorkspaceOpt = None) -> None:
+    """Take a user's access away (at once: sessions are checked against the users on every request)."""
+    import getpass
+
+    from rxradar.serve.auth import remove_user
+
+    s, ws = _open(workspace)
+    with ws:
+        with ws.write_transaction():
+            removed = remove_user(ws.meta, name)
+        if not removed:
+            err.print(f"[red]error:[/red] no dashboard user {name!r}")
+            raise typer.Exit(2)
+        ws.audit(getpass.getuser(), "user_remove", name)
+    console.print(f"{name} may no longer use the dashboard")
 
 
 @app.command("demo")
@@ -424,7 +484,12 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthe
                   "Run the demo again: the same seed gives the same files, nothing is ingested twice, and the "
                   "analysis gives the same numbers.")
     if not no_serve:
+        from rxradar.serve.server import demo_user
+
         console.rule("dashboard")
+        with Workspace(workspace, create=False) as ws:
+            password = demo_user(ws)
+        console.print(f"sign in as [bold]demo[/bold] with password [bold]{password}[/bold] (new on every demo run)")
         serve(workspace=workspace, host=host, port=port)
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from rxradar.disclosure import SMALL_CELL
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -83,9 +85,10 @@ class Settings:
                           "passed (payers' refill-too-soon edits)"},
     )
     small_cell: int = field(
-        default=11,
-        metadata={"help": "counts of people from 1 to this minus one are suppressed wherever rxradar shows "
-                          "or publishes aggregates by place (CMS cell size suppression policy: no cell under 11)"},
+        default=SMALL_CELL,
+        metadata={"help": "counts of people from 1 to this minus one are withheld, with complementary "
+                          "suppression, wherever the dashboard and API show aggregates by place (CMS cell size "
+                          "suppression policy: no cell under 11)"},
     )
     urban_county_population: int = field(
         default=50_000,

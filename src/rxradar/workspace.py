@@ -69,6 +69,9 @@ CREATE INDEX IF NOT EXISTS rejects_ingest ON rejects(ingest_id);
 CREATE TABLE IF NOT EXISTS audit_log (
     at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT
 );
+CREATE TABLE IF NOT EXISTS users (           -- who may use the dashboard (serve/auth.py)
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, created_at TEXT NOT NULL
+);
 """
 
 

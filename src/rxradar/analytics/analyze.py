@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rxradar.analytics import store
+from rxradar.analytics.leads import count_flagged
 from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
 from rxradar.analytics.peers import (Measure, PeerRules, compare, decile_row, group_members, percentile_rank,
                                      peer_groups, top_decile_runs)
@@ -88,7 +89,7 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
                            "SELECT prescriber_id FROM prescriber_metrics_t WHERE len(flags) > 0")
         say("pharmacies")
         pharmacies, ph_deciles = _pharmacies(engine, settings, rules)
-        deciles = pa.Table.from_pylist(p_deciles + ph_deciles) if p_deciles + ph_deciles else _empty_deciles()
+        deciles = deciles_table(p_deciles + ph_deciles)
         say("saving")
         engine.register("pharmacy_metrics_t", pharmacies)
         engine.register("deciles_t", deciles)
@@ -119,7 +120,7 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
         ws.audit(actor or getpass.getuser(), "export_identified", "patient_indicators",
                  {"path": str(out / "patient_indicators.csv"), "rows": n_patients})
     return AnalysisResult(period, n_persons, n_patients, prescribers.num_rows, pharmacies.num_rows,
-                          _flagged(prescribers), _flagged(pharmacies), outputs)
+                          count_flagged(prescribers), count_flagged(pharmacies), outputs)
 
 
 @contextmanager
@@ -137,8 +138,6 @@ def _lookback(items: list[Indicator]) -> int:
     return max([int(i.parameters.get("lookback_days", 0)) for i in items] + [0])
 
 
-def _flagged(table: pa.Table) -> int:
-    return int(pc.sum(pc.greater(pc.list_value_length(table["flags"]), 0)).as_py() or 0) if table.num_rows else 0
 
 
 # --- prescribers ---------------------------------------------------------------------------------
@@ -214,7 +213,7 @@ def _monthly(months: pa.Table, ids: list[str], groups: list[str],
     for idx in group_members(group_code[pos] * months_span + month_code):
         pct[idx] = percentile_rank(mme[idx])
         deciles.append({"peer_group": group_names[group_code[pos[idx[0]]]], "measure": "mme_total",
-                        "month": str(month[idx[0]].astype("datetime64[D]")), **decile_row(mme[idx])})
+                        "month": month[idx[0]].astype("datetime64[D]").item(), **decile_row(mme[idx])})
     runs = top_decile_runs(months["prescriber_id"].to_numpy(zero_copy_only=False), month, pct, rules.top_decile_months)
     peer_group = pa.array(np.asarray(groups + [None], dtype=object)[pos], pa.string())
     months = months.append_column("peer_group", peer_group)
@@ -247,10 +246,11 @@ def _counties(engine: Engine, items: list[Indicator], settings: Settings) -> pa.
     not) and its population (Census Vintage 2019): the regional view. Every county of a state
     with any of these is listed, zeros included, so maps show where there is nothing."""
     at_risk, counts = _patient_counts(items, settings)
-    per_flag = ", ".join(f"coalesce(pat.patients_{i.id}, 0) AS patients_{i.id}" for i in items if i.kind == "flag")
+    per_flag = "".join(f"coalesce(pat.patients_{i.id}, 0) AS patients_{i.id}, " for i in items if i.kind == "flag")
     return engine.query(
-        f"WITH pat AS (SELECT p.county_fips, count(*) AS patients, count(*) FILTER (WHERE {at_risk}) AS at_risk, "
-        f"  {counts} FROM patient_indicator_rows AS pi JOIN persons AS p USING (pid) GROUP BY p.county_fips), "
+        f"WITH pat AS (SELECT p.county_fips, count(*) AS patients, count(*) FILTER (WHERE {at_risk}) AS at_risk"
+        f"  {', ' + counts if counts else ''} FROM patient_indicator_rows AS pi JOIN persons AS p USING (pid) "
+        "  GROUP BY p.county_fips), "
         "pre AS (SELECT county_fips, count(*) AS n, count(*) FILTER (WHERE len(flags) > 0) AS flagged "
         "  FROM prescriber_metrics_t GROUP BY county_fips), "
         "pha AS (SELECT county_fips, count(*) AS n, count(*) FILTER (WHERE len(flags) > 0) AS flagged "
@@ -258,7 +258,7 @@ def _counties(engine: Engine, items: list[Indicator], settings: Settings) -> pa.
         "present AS (SELECT county_fips FROM pat UNION SELECT county_fips FROM pre UNION SELECT county_fips FROM pha) "
         "SELECT c.fips AS county_fips, c.state, c.name AS county, c.pop2019 AS population, "
         "  coalesce(pat.patients, 0) AS patients, coalesce(pat.at_risk, 0) AS patients_at_risk, "
-        f"  {per_flag}, "
+        f"  {per_flag}"
         "  round(1000.0 * coalesce(pat.patients, 0) / nullif(c.pop2019, 0), 6) AS patients_per_1000, "
         "  round(1000.0 * coalesce(pat.at_risk, 0) / nullif(c.pop2019, 0), 6) AS at_risk_per_1000, "
         "  coalesce(pre.n, 0) AS prescribers, coalesce(pre.flagged, 0) AS flagged_prescribers, "
@@ -288,9 +288,14 @@ def _assemble(table: pa.Table, groups: list[str], columns: dict, flags: list[lis
     return out.append_column("reasons", pa.array(reasons, pa.list_(pa.string())))
 
 
-def _empty_deciles() -> pa.Table:
-    return pa.table({"peer_group": pa.array([], pa.string()), "measure": pa.array([], pa.string()),
-                     "n": pa.array([], pa.int64())})
+DECILES_SCHEMA = pa.schema([("peer_group", pa.string()), ("measure", pa.string()), ("month", pa.date32()),
+                            ("n", pa.int64()), *((f"p{10 * i}", pa.float64()) for i in range(1, 10))])
+
+
+def deciles_table(rows: list[dict]) -> pa.Table:
+    """Decile rows as one table: whole-period rows have no month, monthly rows do (declared, so
+    the column exists whatever kind of row comes first)."""
+    return pa.Table.from_pylist(rows, schema=DECILES_SCHEMA)
 
 
 # --- outputs ---------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rxradar.analytics import store
@@ -23,3 +25,12 @@ def top_leads(root: Path, entity: str, limit: int) -> list[dict]:
                                      "reasons"])
     rows = sorted(t.to_pylist(), key=lambda r: r["rank"])[:limit]
     return [{"id": str(r.pop(id_column)), **r} for r in rows]
+
+
+def flagged_mask(table: pa.Table) -> pa.ChunkedArray:
+    """Which rows of a metrics table carry at least one flag."""
+    return pc.fill_null(pc.greater(pc.list_value_length(table["flags"]), 0), False)
+
+
+def count_flagged(table: pa.Table) -> int:
+    return int(pc.sum(flagged_mask(table)).as_py() or 0) if table.num_rows else 0

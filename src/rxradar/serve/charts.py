@@ -22,6 +22,8 @@ SEQUENTIAL = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 NO_DATA = "#e0e0e0"
 PEER = "#9ecae1"
 HIGHLIGHT = "#bd0026"
+# Legend layout, in SVG pixels: colour swatches, and the width of one character of its 11px text.
+SWATCH, TEXT_PX, LEGEND_HEIGHT = 14, 7, 28
 
 
 def class_breaks(values: Sequence[float], classes: int = len(SEQUENTIAL)) -> list[float]:
@@ -42,38 +44,38 @@ def class_of(value: float, breaks: Sequence[float]) -> int:
 
 def choropleth(values: dict[str, float | None], labels: dict[str, str], fmt: Callable[[float], str],
                title: str, width: int = 640) -> Markup:
-    """Counties shaded by quantile class of ``values`` (None: suppressed or no data, grey), each
-    with its label as a tooltip, and a legend of the classes."""
+    """Counties shaded by quantile class of ``values`` (None: withheld or no data, grey), each
+    with its label as a tooltip, and a legend of the classes below."""
     paths, projection = county_paths(values, width)
     breaks = class_breaks([v for v in values.values() if v is not None])
     height = math.ceil(projection.height)
-    out = [f'<svg class="map" viewBox="0 0 {width} {height + 28}" role="img" aria-label="{escape(title)}">']
+    out = [f'<svg class="map" viewBox="0 0 {width} {height + LEGEND_HEIGHT}" role="img" '
+           f'aria-label="{escape(title)}">']
     for fips, d in paths.items():
         v = values.get(fips)
         fill = NO_DATA if v is None or not breaks else SEQUENTIAL[class_of(v, breaks)]
         out.append(f'<path d="{d}" fill="{fill}" data-fips="{escape(fips)}" fill-rule="evenodd">'
                    f'<title>{escape(labels.get(fips, fips))}</title></path>')
-    x, lower = 4, None
+    entries, lower = [], None
     for c, upper in enumerate(breaks):
-        if lower is not None and upper == lower:
-            continue  # an empty class: ties put every value in the one below
-        text = f"≤ {fmt(upper)}" if lower is None else f"{fmt(lower)}–{fmt(upper)}"
-        out.append(f'<rect x="{x}" y="{height + 8}" width="14" height="14" fill="{SEQUENTIAL[c]}"/>'
-                   f'<text x="{x + 18}" y="{height + 20}">{escape(text)}</text>')
-        x += 26 + 7 * len(text)
-        lower = upper
-    out.append(f'<rect x="{x}" y="{height + 8}" width="14" height="14" fill="{NO_DATA}"/>'
-               f'<text x="{x + 18}" y="{height + 20}">suppressed or none</text></svg>')
-    return Markup("".join(out))
+        if lower is None or upper != lower:  # ties leave a class empty: it has no entry
+            entries.append((SEQUENTIAL[c], f"≤ {fmt(upper)}" if lower is None else f"{fmt(lower)}–{fmt(upper)}"))
+            lower = upper
+    x = SWATCH // 3
+    for fill, text in [*entries, (NO_DATA, "withheld or none")]:
+        out.append(f'<rect x="{x}" y="{height + 8}" width="{SWATCH}" height="{SWATCH}" fill="{fill}"/>'
+                   f'<text x="{x + SWATCH + 4}" y="{height + 20}">{escape(text)}</text>')
+        x += 2 * SWATCH + TEXT_PX * len(text)
+    return Markup("".join(out) + "</svg>")
 
 
 def decile_strip(deciles: dict[str, float] | None, value: float | None, fmt: Callable[[float], str],
                  width: int = 360) -> Markup:
     """One measure against its peers: the peer deciles p10..p90 as bands (darker toward the
     middle), the median marked, and this entity's value as a red line."""
-    if not deciles or value is None or not math.isfinite(value):
+    marks = [deciles.get(f"p{10 * i}") for i in range(1, 10)] if deciles else []
+    if not marks or not all(_finite(v) for v in [*marks, value]):
         return Markup('<span class="muted">no peer comparison</span>')
-    marks = [deciles[f"p{10 * i}"] for i in range(1, 10)]
     lo, hi = min(marks[0], value), max(marks[-1], value)
     span = (hi - lo) or 1.0
     pad = 6
@@ -100,6 +102,7 @@ def monthly_bars(months: Sequence[dict], fmt: Callable[[float], str], width: int
                  height: int = 140) -> Markup:
     """Total MME per month, each bar red when the month was in the top decile of peers, grey
     otherwise: the OpenPrescribing consecutive-month rule, seen."""
+    months = [m for m in months if _finite(m["mme_total"])]
     if not months:
         return Markup('<span class="muted">no opioid prescriptions in the period</span>')
     peak = max(m["mme_total"] for m in months) or 1.0
@@ -115,3 +118,7 @@ def monthly_bars(months: Sequence[dict], fmt: Callable[[float], str], width: int
                f'<text x="{width - 4}" y="{height + 14}" text-anchor="end">{escape(str(months[-1]["month"])[:7])}'
                f'</text></svg>')
     return Markup("".join(out))
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)

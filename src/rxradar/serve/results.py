@@ -8,6 +8,7 @@ Nothing here is patient-level: the dashboard shows prescribers, pharmacies and c
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -18,14 +19,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rxradar.analytics import store
+from rxradar.analytics.leads import count_flagged, flagged_mask
 from rxradar.analytics.peers import Measure, measures
+from rxradar.disclosure import SMALL_CELL, Count, suppress
 from rxradar.indicators import indicators
 
+# A state is mapped when at least this share of the patients live in it (the PDMP's own state,
+# not every neighbouring state a few patients come from).
+MAP_STATE_SHARE = 0.05
 ENTITIES = {"prescribers": ("prescriber_metrics", "prescriber_id", "prescriber"),
             "pharmacies": ("pharmacy_metrics", "pharmacy_id", "pharmacy")}
-# Counts of people in county_metrics: suppressed below the small-cell threshold, with the rates
-# computed from them.
-COUNTY_COUNTS = {"patients": "patients_per_1000", "patients_at_risk": "at_risk_per_1000"}
 
 
 class NoAnalysis(LookupError):
@@ -51,50 +54,64 @@ def clean(value: Any) -> Any:
     return value
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def fmt_share(value: Any) -> str:
+    return f"{100 * value:.1f}%" if _number(value) else "–"
+
+
 def fmt_value(m: Measure | None, value: Any) -> str:
     """A measure's value as the dashboard prints it: shares as percentages, the rest as numbers."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return "–"
     if m is not None and m.kind == "share":
-        return f"{100 * value:.1f}%"
+        return fmt_share(value)
+    if not _number(value):
+        return "–"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 class Results:
-    def __init__(self, root: Path, small_cell: int = 11):
+    def __init__(self, root: Path, small_cell: int = SMALL_CELL):
         self.root = Path(root)
         self.small_cell = small_cell
-        self._stamp: int | None = None
-        self._tables: dict[str, pa.Table] = {}
-        self._about: dict | None = None
+        self._lock = threading.Lock()
+        # (what identifies analysis.json, its content, the tables read so far): replaced whole when
+        # a new analysis lands, so a request never mixes tables of two analyses.
+        self._state: tuple[tuple | None, dict | None, dict[str, pa.Table]] = (None, None, {})
 
     # -- loading ---------------------------------------------------------------------------------
-    def _fresh(self) -> None:
+    def _current(self) -> tuple[dict | None, dict[str, pa.Table]]:
         path = store.analytics_dir(self.root) / "analysis.json"
-        stamp = path.stat().st_mtime_ns if path.exists() else None
-        if stamp != self._stamp:
-            self._stamp, self._tables, self._about = stamp, {}, store.load_about(self.root)
+        with self._lock:
+            try:
+                st = path.stat()
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            except FileNotFoundError:
+                stamp = None
+            if stamp != self._state[0]:
+                self._state = (stamp, store.load_about(self.root) if stamp else None, {})
+            return self._state[1], self._state[2]
 
     @property
     def about(self) -> dict | None:
-        self._fresh()
-        return self._about
+        return self._current()[0]
 
     def table(self, name: str) -> pa.Table:
-        self._fresh()
-        if self._about is None:
+        about, tables = self._current()
+        if about is None:
             raise NoAnalysis(f"no analysis results in {self.root}: run rxradar analyze first")
-        if name not in self._tables:
+        if name not in tables:
             path = store.saved_tables(self.root).get(name)
             if path is None:
                 raise NoAnalysis(f"the last analysis in {self.root} has no {name} table: run rxradar analyze again")
-            self._tables[name] = pq.read_table(path)
-        return self._tables[name]
+            tables[name] = pq.read_table(path)
+        return tables[name]
 
     # -- prescribers and pharmacies --------------------------------------------------------------
     def peer_groups(self, entity: str) -> list[str]:
         name, _, _ = ENTITIES[entity]
-        return sorted(pc.unique(self.table(name)["peer_group"]).to_pylist())
+        return sorted(g for g in pc.unique(self.table(name)["peer_group"]).to_pylist() if g is not None)
 
     def leads(self, entity: str, *, peer_group: str | None = None, flagged: bool = False, limit: int = 50,
               offset: int = 0) -> Page:
@@ -105,7 +122,7 @@ class Results:
         if peer_group:
             mask = pc.equal(t["peer_group"], peer_group)
         if flagged:
-            has = pc.greater(pc.list_value_length(t["flags"]), 0)
+            has = flagged_mask(t)
             mask = has if mask is None else pc.and_(mask, has)
         if mask is not None:
             t = t.filter(mask)
@@ -139,7 +156,7 @@ class Results:
         profile = {"entity": kind, "id": entity_id, "row": row, "measures": out,
                    "components": [{**c, "title": titles.get(c["measure"], c["measure"])}
                                   for c in _components(row.get("lead_components") or "")],
-                   "flags": [{"rule": f, "reason": r} for f, r in zip(row["flags"], row["reasons"])]}
+                   "flags": [{"rule": f, "reason": r} for f, r in zip(row["flags"] or [], row["reasons"] or [])]}
         if kind == "prescriber":
             months = self.table("prescriber_months")
             mine = months.filter(pc.equal(months["prescriber_id"], entity_id)).sort_by("month")
@@ -147,11 +164,11 @@ class Results:
                                                                   "mme_total_pctile"]).to_pylist()]
         return profile
 
-    def _deciles(self, peer_group: str) -> dict[str, dict]:
+    def _deciles(self, peer_group: str | None) -> dict[str, dict]:
+        """The whole period's deciles of each measure in this peer group (the monthly ones are for
+        the months chart)."""
         t = self.table("deciles")
-        mask = pc.equal(t["peer_group"], peer_group)
-        if "month" in t.column_names:  # monthly deciles are for the months chart, not the measures
-            mask = pc.and_(mask, pc.is_null(t["month"]))
+        mask = pc.and_(pc.equal(t["peer_group"], peer_group or ""), pc.is_null(t["month"]))
         return {r["measure"]: clean(r) for r in t.filter(mask).to_pylist()}
 
     def deciles(self, peer_group: str | None = None, measure: str | None = None) -> list[dict]:
@@ -163,22 +180,17 @@ class Results:
 
     # -- counties --------------------------------------------------------------------------------
     def counties(self) -> list[dict]:
-        """Each county's figures, counts of people from 1 to small_cell - 1 (and the rates made
-        from them) replaced by None; ``suppressed`` names what was withheld."""
-        rows = []
-        for r in self.table("county_metrics").to_pylist():
-            r = clean(r)
-            withheld = [c for c in r if c.startswith("patients") and not c.endswith("_per_1000")
-                        and r[c] is not None and 0 < r[c] < self.small_cell]
-            for c in withheld:
-                r[c] = None
-                if c in COUNTY_COUNTS:
-                    r[COUNTY_COUNTS[c]] = None
-            r["suppressed"] = withheld
-            rows.append(r)
-        return rows
+        """Each county's figures through disclosure control (:mod:`rxradar.disclosure`): small
+        counts of people, and those they could be worked out from, are None and named in
+        ``suppressed``; rates on few events are named in ``unstable``."""
+        t = self.table("county_metrics")
+        counts = [Count("patients", rate="patients_per_1000"),
+                  Count("patients_at_risk", rate="at_risk_per_1000", part_of="patients"),
+                  *(Count(c, part_of="patients") for c in t.column_names
+                    if c.startswith("patients_") and c not in ("patients_at_risk", "patients_per_1000"))]
+        return suppress([clean(r) for r in t.to_pylist()], counts, threshold=self.small_cell, group="state")
 
-    def map_states(self, share: float = 0.05) -> list[str]:
+    def map_states(self, share: float = MAP_STATE_SHARE) -> list[str]:
         """The states a map should show: those where at least ``share`` of the patients live."""
         t = self.table("county_metrics")
         totals: dict[str, int] = {}
@@ -189,15 +201,13 @@ class Results:
 
     # -- overview --------------------------------------------------------------------------------
     def summary(self) -> dict:
+        self.table("prescriber_metrics")  # raises NoAnalysis when there is none
         about = self.about
-        if about is None:
-            raise NoAnalysis(f"no analysis results in {self.root}: run rxradar analyze first")
-        flagged = {}
-        for entity, (name, _, _) in ENTITIES.items():
-            t = self.table(name)
-            flagged[entity] = int(pc.sum(pc.greater(pc.list_value_length(t["flags"]), 0)).as_py() or 0)
+        flagged = {entity: count_flagged(self.table(name)) for entity, (name, _, _) in ENTITIES.items()}
+        # The workspace's location is the server's business, not the reader's.
+        settings = {k: v for k, v in about.get("settings", {}).items() if k != "workspace"}
         return {"period": about["period"], "finished_at": about.get("finished_at"), "rows": about.get("rows", {}),
-                "flagged": flagged, "settings": about.get("settings", {})}
+                "flagged": flagged, "settings": settings}
 
 
 def _components(text: str) -> list[dict]:

@@ -1,37 +1,66 @@
-"""Running the dashboard: check the address is free, record who started it, serve until stopped."""
+"""Running the dashboard: check the address is free, say where it is (and warn when it is reachable
+from other machines), record who started it, serve until stopped."""
 
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import socket
+from collections.abc import Callable
 
 import uvicorn
 
 from rxradar.serve.app import create_app
+from rxradar.serve.auth import set_user, users
 from rxradar.settings import Settings
 from rxradar.workspace import Workspace
 
 
+class AddressUnavailable(OSError):
+    """Nothing can listen on the address asked for."""
+
+
 def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
     try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
         return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
 def check_address(host: str, port: int) -> None:
-    """Raise ValueError, saying why, when nothing could listen on host:port (in use, not ours)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        with socket.create_server((host, port)):
+        with socket.create_server((host, port), family=family):
             pass
     except OSError as exc:
-        raise ValueError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another with --port") \
-            from None
+        raise AddressUnavailable(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                                 "choose another with --port") from None
 
 
-def serve(ws: Workspace, settings: Settings, *, host: str, port: int, actor: str) -> None:
+def demo_user(ws: Workspace, name: str = "demo") -> str:
+    """Give the demo's user (an administrator) a new random password, and return it."""
+    password = secrets.token_urlsafe(12)
+    with ws.write_transaction():
+        set_user(ws.meta, name, "administrator", password)
+    return password
+
+
+def serve(ws: Workspace, settings: Settings, *, host: str, port: int, actor: str,
+          say: Callable[[str], None], warn: Callable[[str], None]) -> None:
     """Serve the dashboard and API over the workspace's last analysis until interrupted. The start
-    is audited (who, where); uvicorn's access log stays off, so no request path reaches a log."""
+    is audited (who, where); uvicorn's access log stays off, so no request reaches a log."""
     check_address(host, port)
+    if not users(ws.meta):
+        warn("this workspace has no dashboard users yet: add one with rxradar users add NAME --role investigator")
+    if not loopback(host):
+        warn(f"{host}:{port} is reachable from other machines: serve it behind TLS (a reverse proxy), as "
+             "passwords and leads would otherwise cross the network in clear")
     ws.audit(actor, "serve", "dashboard", {"host": host, "port": port})
+    say(f"dashboard of {ws.root} at {url(host, port)} (API: /api, OpenAPI: /openapi.json); Ctrl+C stops it")
     uvicorn.run(create_app(ws.root, small_cell=settings.small_cell), host=host, port=port, log_level="warning")

@@ -1,0 +1,85 @@
+"""Disclosure control, in one place: every count of people rxradar shows or publishes by place
+passes through :func:`suppress`.
+
+* Small cells: counts from 1 to ``threshold - 1`` people are withheld (CMS cell size
+  suppression policy: no cell under 11), with the rates made from them.
+* Complementary suppression, so a withheld cell cannot be worked out from what is shown: a part
+  whose whole is shown is withheld when the rest (whole - part) is a small cell; and in a group
+  of rows (the counties of a state, whose total is known) where a column has exactly one
+  withheld cell, the smallest other non-zero cell is withheld too. Both repeat until nothing
+  changes.
+* Rates on fewer than ``UNSTABLE_EVENTS`` events are marked unstable (NCHS: rates based on fewer
+  than 20 events do not meet standards of reliability).
+
+Zero is not a small cell: "nobody" discloses nothing about anyone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SMALL_CELL = 11  # CMS cell size suppression policy; the small_cell setting's default
+UNSTABLE_EVENTS = 20  # NCHS Data Presentation Standards / CDC WONDER "unreliable" below 20
+
+
+@dataclass(frozen=True)
+class Count:
+    """A column counting people, the rate column made from it, and the count it is part of."""
+    column: str
+    rate: str | None = None
+    part_of: str | None = None
+
+
+def suppress(rows: Sequence[dict], counts: Sequence[Count], *, threshold: int = SMALL_CELL,
+             group: str | None = None) -> list[dict]:
+    """Copies of ``rows`` with withheld counts (and their rates) set to None; each row gains
+    ``suppressed`` (the columns withheld, rates included) and ``unstable`` (rates shown on fewer
+    than UNSTABLE_EVENTS events)."""
+    out = [dict(r) for r in rows]
+    withheld = [{c.column for c in counts if _small(r[c.column], threshold)} for r in out]
+    changed = True
+    while changed:
+        changed = _complements(out, counts, withheld, threshold) | _secondary(out, counts, withheld, group)
+    for r, gone in zip(out, withheld):
+        for c in counts:
+            if c.column in gone:
+                r[c.column] = None
+                if c.rate:
+                    r[c.rate] = None
+        r["suppressed"] = [name for c in counts if c.column in gone for name in (c.column, c.rate) if name]
+        r["unstable"] = [c.rate for c in counts if c.rate and r[c.column] is not None and r[c.rate] is not None
+                         and r[c.column] < UNSTABLE_EVENTS]
+    return out
+
+
+def _small(value: int | None, threshold: int) -> bool:
+    return value is not None and 0 < value < threshold
+
+
+def _complements(rows: list[dict], counts: Sequence[Count], withheld: list[set], threshold: int) -> bool:
+    changed = False
+    for r, gone in zip(rows, withheld):
+        for c in counts:
+            if (c.part_of and c.column not in gone and c.part_of not in gone
+                    and _small(r[c.part_of] - r[c.column], threshold)):
+                gone.add(c.column)
+                changed = True
+    return changed
+
+
+def _secondary(rows: list[dict], counts: Sequence[Count], withheld: list[set], group: str | None) -> bool:
+    changed = False
+    members: dict[object, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        members[r[group] if group else None].append(i)
+    for idx in members.values():
+        for c in counts:
+            if sum(c.column in withheld[i] for i in idx) != 1:
+                continue
+            shown = [i for i in idx if c.column not in withheld[i] and rows[i][c.column]]
+            if shown:
+                withheld[min(shown, key=lambda i: (rows[i][c.column], i))].add(c.column)
+                changed = True
+    return changed
