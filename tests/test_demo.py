@@ -24,8 +24,11 @@ def test_demo_builds_and_ingests_a_state_and_a_rerun_adds_nothing(tmp_path, monk
     assert re.search(r"│ pill mill\s*│\s*4 │\s*1\.000 │\s*0\.750 │", first.output), first.output
     assert re.search(r"│ disproportionate pharmacy\s*│\s*2 │\s*1\.000 │\s*0\.000 │", first.output)
     for name in ("prescriber_metrics.csv", "pharmacy_metrics.csv", "deciles.csv", "county_metrics.csv",
-                 "patient_indicators.csv", "settings.json"):
+                 "patient_indicators.csv", "settings.json", "report.html"):
         assert (tmp_path / "results" / name).exists()
+    # The report names the strongest leads: readable by its owner only.
+    assert "wrote a report naming 35 prescribers and pharmacies" in " ".join(first.output.split())
+    assert oct((tmp_path / "results" / "report.html").stat().st_mode & 0o777) == "0o600"
     assert "Ctrl+C" not in first.output  # --no-serve: no dashboard
     first_metrics = (tmp_path / "results" / "prescriber_metrics.csv").read_bytes()
     # Without --no-serve the demo ends by serving the dashboard (the server itself replaced here).

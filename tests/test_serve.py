@@ -429,3 +429,27 @@ def test_users_are_added_listed_and_removed_from_the_command_line(tmp_path):
     with Workspace(tmp_path / "ws", create=False) as ws:
         audited = ws.meta.execute("SELECT action, target FROM audit_log ORDER BY rowid").fetchall()
     assert audited == [("user_set", "ivy"), ("user_remove", "ivy")]
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def test_the_report_is_one_file_and_the_public_one_names_nobody(workspace, tmp_path):
+    from rxradar.serve.report import write_report
+
+    results = Results(workspace)
+    full = write_report(results, tmp_path / "full.html")
+    public = write_report(results, tmp_path / "public.html", public=True)
+    assert (full.leads, public.leads) == (5, 0)  # 4 prescribers and 1 pharmacy named
+    text, open_text = full.path.read_text(), public.path.read_text()
+    for html in (text, open_text):
+        assert re.findall(r'(?:src|href)="(?:https?:)?//', html) == [] and "<script" not in html
+        assert "<link" not in html and "svg.map path" in html  # the styles are inside
+        assert str(workspace) not in html
+    # The full report lists the leads and profiles the strongest, each linked within the file.
+    assert 'href="#prescribers-1"' in text and 'id="prescribers-1"' in text and "oig_outlier_mme_per_patient" in text
+    assert "&lt;script&gt;" in text
+    # The public one has the counties, after disclosure control, and no prescriber or pharmacy.
+    assert "County 54039" in open_text and "&lt;11" in open_text
+    shown = re.sub(r"<style>.*?</style>", "", open_text, flags=re.S)
+    assert not re.search(r"\bP1\b|\bH1\b|oig_outlier|flagged", shown)  # not even flagged counts by county
+    assert oct(full.path.stat().st_mode & 0o777) == "0o600"

@@ -370,6 +370,31 @@ def serve(workspace: WorkspaceOpt = None, host: HostOpt = "127.0.0.1", port: Por
             raise typer.Exit(2)
 
 
+@app.command("report")
+def report(workspace: WorkspaceOpt = None,
+           out: Annotated[Path, typer.Option(help="the HTML file to write")] = Path("rxradar-report.html"),
+           public: Annotated[bool, typer.Option("--public", help="places only: no prescriber or pharmacy "
+                                                                 "named, county counts through disclosure "
+                                                                 "control")] = False) -> None:
+    """The last analysis as one self-contained HTML file (maps and charts inside; nothing fetched)."""
+    import getpass
+
+    from rxradar.serve.report import write_report
+    from rxradar.serve.results import NoAnalysis, Results
+
+    s, ws = _open(workspace)
+    with ws:
+        try:
+            written = write_report(Results(ws.root, small_cell=s.small_cell), out, public=public)
+        except NoAnalysis as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+        ws.audit(getpass.getuser(), "report", str(out), {"public": public, "named": written.leads})
+    kind = "public report (places only)" if public else \
+        f"report naming {written.leads} prescribers and pharmacies (readable by you only)"
+    console.print(f"wrote a {kind} to [bold]{out}[/bold]")
+
+
 users_app = typer.Typer(help="Who may use the dashboard, with which role.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
@@ -473,9 +498,12 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthe
     for kind, n in sorted(planted.items()):
         console.print(f"  {n:4d} {kind.replace('_', ' ')}")
     evaluate(truth=state / "truth", workspace=workspace)
+    console.rule("report")
+    report(workspace=workspace, out=results / "report.html", public=False)
     console.rule("where to look")
     console.print(f"  {results}/prescriber_metrics.csv, pharmacy_metrics.csv, deciles.csv, county_metrics.csv: "
                   "every measure, percentile, flag and reason\n"
+                  f"  {results}/report.html: the analysis as one HTML file, maps and profiles included\n"
                   f"  rxradar leads -w {workspace} --entity pharmacies\n"
                   f"  rxradar tables -w {workspace}\n"
                   f"  rxradar rejects -w {workspace}\n"

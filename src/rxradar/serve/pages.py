@@ -82,12 +82,18 @@ def add_routes(app: FastAPI, results: Results, gate: Gate, page: Callable[..., H
         profile = results.profile(entity, entity_id)
         if profile is None:
             raise HTTPException(404, f"no {ENTITIES[entity][2]} {entity_id} in the last analysis")
-        declared = {m.id: m for m in measures(profile["entity"])}
-        for m in profile["measures"]:
-            m["strip"] = charts.decile_strip(m["deciles"], m["compared"],
-                                             lambda v, d=declared.get(m["id"]): fmt_value(d, v))
-        months = charts.monthly_bars(profile["months"], lambda v: fmt_value(None, v)) if "months" in profile else None
-        return page(request, "profile.html", user=user, entity=entity, p=profile, months=months)
+        return page(request, "profile.html", user=user, entity=entity, p=with_charts(profile))
+
+
+def with_charts(profile: dict) -> dict:
+    """A profile with its charts: each measure's strip against the peer deciles, and (for a
+    prescriber) the months."""
+    declared = {m.id: m for m in measures(profile["entity"])}
+    for m in profile["measures"]:
+        m["strip"] = charts.decile_strip(m["deciles"], m["compared"], lambda v, d=declared.get(m["id"]): fmt_value(d, v))
+    if "months" in profile:
+        profile["months_chart"] = charts.monthly_bars(profile["months"], lambda v: fmt_value(None, v))
+    return profile
 
 
 def county_map(results: Results, measure: str) -> Markup | None:
