@@ -247,7 +247,7 @@ def test_a_new_analysis_is_read_without_a_restart(tmp_path):
 
 # --- who may see what -----------------------------------------------------------------------------
 
-def test_nobody_gets_in_without_signing_in(app):
+def test_nobody_gets_in_without_signing_in(app, workspace):
     anonymous = TestClient(app, follow_redirects=False)
     page = anonymous.get("/prescribers/P1?x=1")
     assert (page.status_code, page.headers["location"]) == (303, "/login?next=%2Fprescribers%2FP1%3Fx%3D1")
@@ -255,6 +255,9 @@ def test_nobody_gets_in_without_signing_in(app):
     assert (api.status_code, api.headers["www-authenticate"]) == (401, 'Basic realm="rxradar"')
     assert as_user(app, "ivy", "not-her-password").get("/api/summary").status_code == 401
     assert as_user(app, "nobody", "whatever-pass").get("/api/summary").status_code == 401
+    with Workspace(workspace, create=False) as ws:
+        failed = ws.meta.execute("SELECT actor, target FROM audit_log WHERE action = 'login'").fetchall()
+    assert {("ivy", "api"), ("nobody", "api")} <= set(failed)
     assert anonymous.get("/login").status_code == 200 and anonymous.get("/static/rxradar.css").status_code == 200
 
 

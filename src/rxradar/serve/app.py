@@ -56,7 +56,12 @@ class Gate:
         if name is not None:
             return find_user(ws.meta, name)
         credentials = basic_credentials(request.headers.get("authorization"))
-        return self.verifier.verify(ws.meta, *credentials) if credentials else None
+        if credentials is None:
+            return None
+        user = self.verifier.verify(ws.meta, *credentials)
+        if user is None:  # a wrong password from a script is a failed sign-in too
+            ws.audit(credentials[0] or "(none)", "login", "api", {"ok": False})
+        return user
 
     def sign_in(self, name: str, password: str) -> User | None:
         """The user these credentials prove, or None; every attempt is audited."""
