@@ -13,9 +13,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -100,11 +100,31 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
              **context) -> HTMLResponse:
         return templates.TemplateResponse(request, template, {"user": user, **context}, status_code=status)
 
+    def answer(request: Request, status: int, title: str, message: str) -> Response:
+        """An error as the caller reads it: JSON for the API, a page for a browser."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=status)
+        return page(request, "message.html", status, title=title, message=message)
+
     @app.exception_handler(NoAnalysis)
     async def no_analysis(request: Request, exc: NoAnalysis):
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": str(exc)}, status_code=404)
-        return page(request, "message.html", 404, title="No analysis yet", message=str(exc))
+        return answer(request, 404, "No analysis yet", str(exc))
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden):
+        return answer(request, 403, "Not for this role", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return answer(request, exc.status_code, "Not found" if exc.status_code == 404 else f"Error {exc.status_code}",
+                      str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        if request.url.path.startswith("/api/"):  # FastAPI's own answer: which parameter, what is wrong
+            return await request_validation_exception_handler(request, exc)
+        wrong = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
+        return answer(request, 422, "Not understood", wrong)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
@@ -113,26 +133,6 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
                                 headers={"WWW-Authenticate": 'Basic realm="rxradar"'})
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
-
-    @app.exception_handler(Forbidden)
-    async def forbidden(request: Request, exc: Forbidden):
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"detail": str(exc)}, status_code=403)
-        return page(request, "message.html", 403, title="Not for this role", message=str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(request: Request, exc: RequestValidationError):
-        if request.url.path.startswith("/api/"):
-            return await request_validation_exception_handler(request, exc)
-        wrong = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
-        return page(request, "message.html", 422, title="Not understood", message=wrong)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        if request.url.path.startswith("/api/"):
-            return await http_exception_handler(request, exc)
-        return page(request, "message.html", exc.status_code, title="Not found" if exc.status_code == 404
-                    else f"Error {exc.status_code}", message=str(exc.detail))
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(request: Request, next: str = "/"):
