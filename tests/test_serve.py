@@ -171,6 +171,12 @@ def test_county_counts_go_through_disclosure_control(client):
     assert ohio["unstable"] == [] and logan["unstable"] == ["patients_per_1000", "at_risk_per_1000"]
     page = client.get("/counties").text
     assert "&lt;11" in page and "withheld (small numbers)" in page
+    # A small cell reads '<11'; a cell withheld so as not to reveal one reads 'w' ('<11' would be untrue).
+    assert (cabell["small"], kanawha["small"]) == (["patients_at_risk"], ["patients_oig_doctor_shopping"])
+    kanawha_row = re.search(r"<tr><td>County 54039</td>.*?</tr>", page, re.S).group(0)
+    assert "&lt;11" not in kanawha_row and 'title="withheld: it would reveal a small number">w<' in kanawha_row
+    # Investigators also see each county's prescribers and pharmacies.
+    assert (kanawha["prescribers"], kanawha["flagged_prescribers"]) == (2, 1)
 
 
 def test_map_shows_the_states_where_patients_live(workspace):
@@ -255,9 +261,11 @@ def test_nobody_gets_in_without_signing_in(app, workspace):
     assert (api.status_code, api.headers["www-authenticate"]) == (401, 'Basic realm="rxradar"')
     assert as_user(app, "ivy", "not-her-password").get("/api/summary").status_code == 401
     assert as_user(app, "nobody", "whatever-pass").get("/api/summary").status_code == 401
+    assert as_user(app, "x" * 500, "whatever-pass").get("/api/summary").status_code == 401
     with Workspace(workspace, create=False) as ws:
-        failed = ws.meta.execute("SELECT actor, target FROM audit_log WHERE action = 'login'").fetchall()
-    assert {("ivy", "api"), ("nobody", "api")} <= set(failed)
+        failed = ws.meta.execute("SELECT actor, target FROM audit_log WHERE action = 'login' "
+                                 "AND detail LIKE '%false%'").fetchall()
+    assert {("ivy", "api"), ("nobody", "api"), ("(not a user name)", "api")} <= set(failed)
     assert anonymous.get("/login").status_code == 200 and anonymous.get("/static/rxradar.css").status_code == 200
 
 
@@ -271,13 +279,26 @@ def test_an_aggregate_user_sees_places_but_no_leads(app, workspace):
     overview = ana.get("/").text
     assert "Prescriber and pharmacy leads are for investigators" in overview and "P1" not in overview
     assert 'href="/prescribers"' not in overview
+    # Peer deciles and flagged prescribers by county would point at prescribers: not for this role.
+    assert ana.get("/api/deciles").status_code == 403
+    counties = ana.get("/api/counties").json()
+    assert not {"prescribers", "flagged_prescribers", "pharmacies", "flagged_pharmacies"} & set(counties[0])
+    assert ana.get("/counties", params={"measure": "flagged_prescribers"}).status_code == 404
+    assert "flagged" not in re.sub(r"<style>.*?</style>|<link[^>]*>", "", ana.get("/counties").text, flags=re.S)
 
 
 def test_each_view_of_leads_is_audited_with_its_reader(app, workspace):
-    as_user(app, "ivy", PASSWORDS["ivy"]).get("/api/prescribers/P2")
+    ivy = as_user(app, "ivy", PASSWORDS["ivy"])
+    ivy.get("/api/prescribers/P2")
+    ivy.get("/")  # the overview lists the strongest leads to an investigator
+    ivy.get("/counties")  # and the counties page, flagged prescribers by county
     with Workspace(workspace, create=False) as ws:
         views = ws.meta.execute("SELECT actor, target FROM audit_log WHERE action = 'view'").fetchall()
-    assert ("ivy", "/api/prescribers/P2") in views
+        logins = ws.meta.execute("SELECT actor, target, detail FROM audit_log WHERE action = 'login' "
+                                 "AND actor = 'ivy' AND detail LIKE '%true%'").fetchall()
+    assert {("ivy", "/api/prescribers/P2"), ("ivy", "/"), ("ivy", "/counties")} <= set(views)
+    # A script's sign-in is audited when its password is checked, once, not on every call.
+    assert [(a, t) for a, t, _ in logins] == [("ivy", "api")]
     assert all(actor == "ivy" for actor, _ in views)  # places (ana's) are not leads: not logged as views
 
 
@@ -294,13 +315,25 @@ def test_signing_in_sets_a_session_that_ends_when_the_user_is_removed(tmp_path):
     cookie = elsewhere.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert browser.get("/prescribers").status_code == 200
+    # Signing out revokes the cookie, even where a copy of it survives.
+    copy = browser.cookies.get("rxradar_session")
+    assert browser.post("/logout").headers["location"] == "/login"
+    thief = TestClient(browser.app, follow_redirects=False, cookies={"rxradar_session": copy})
+    assert thief.get("/prescribers").status_code == 303
+    # A new password ends the sessions opened with the old one.
+    browser.post("/login", data={"name": "ivy", "password": PASSWORDS["ivy"], "next": "/"})
+    assert browser.get("/prescribers").status_code == 200
+    with Workspace(tmp_path) as ws, ws.write_transaction():
+        set_user(ws.meta, "ivy", "investigator", "a-new-password-9")
+    assert browser.get("/prescribers").status_code == 303
+    browser.post("/login", data={"name": "ivy", "password": "a-new-password-9", "next": "/"})
     with Workspace(tmp_path) as ws:
         logins = ws.meta.execute("SELECT actor, detail FROM audit_log WHERE action = 'login'").fetchall()
-        assert [(a, json.loads(d)["ok"]) for a, d in logins] == [("ivy", False), ("ivy", True)]
+        assert [(a, json.loads(d)["ok"]) for a, d in logins] == [("ivy", False), ("ivy", True), ("ivy", True),
+                                                                 ("ivy", True)]
         with ws.write_transaction():
             ws.meta.execute("DELETE FROM users WHERE name = 'ivy'")
     assert browser.get("/prescribers").status_code == 303
-    assert browser.post("/logout").headers["location"] == "/login"
 
 
 # --- maps and charts ------------------------------------------------------------------------------
@@ -376,7 +409,7 @@ def _inside(point: tuple[float, float], ring: list[tuple[float, float]]) -> bool
 def test_passwords_are_scrypt_hashes_and_rules_are_checked(tmp_path):
     import hashlib
 
-    from rxradar.serve.auth import SCRYPT, Verifier, users
+    from rxradar.serve.auth import SCRYPT, User, Verifier, users
 
     with Workspace(tmp_path) as ws, ws.write_transaction():
         set_user(ws.meta, "ivy", "investigator", "first-password")
@@ -388,12 +421,13 @@ def test_passwords_are_scrypt_hashes_and_rules_are_checked(tmp_path):
         salt, stored = ws.meta.execute("SELECT salt, hash FROM users WHERE name = 'ivy'").fetchone()
         assert stored == hashlib.scrypt(b"first-password", salt=salt, **SCRYPT)
         verifier = Verifier()
-        assert verifier.verify(ws.meta, "ivy", "first-password").role == "investigator"
-        assert verifier.verify(ws.meta, "ivy", "first-passwore") is None
+        assert verifier.verify(ws.meta, "ivy", "first-password") == (User("ivy", "investigator"), True)
+        assert verifier.verify(ws.meta, "ivy", "first-password") == (User("ivy", "investigator"), False)  # remembered
+        assert verifier.verify(ws.meta, "ivy", "first-passwore") == (None, True)
         # A new password replaces the old at once, even one proved a moment ago.
         set_user(ws.meta, "ivy", "aggregate", "second-password")
-        assert verifier.verify(ws.meta, "ivy", "first-password") is None
-        assert verifier.verify(ws.meta, "ivy", "second-password").role == "aggregate"
+        assert verifier.verify(ws.meta, "ivy", "first-password") == (None, True)
+        assert verifier.verify(ws.meta, "ivy", "second-password")[0].role == "aggregate"
         assert [(n, r) for n, r, _ in users(ws.meta)] == [("ivy", "aggregate")]
 
 
@@ -401,12 +435,13 @@ def test_session_cookies_expire_and_cannot_be_forged():
     from rxradar.serve.auth import Sessions
 
     sessions = Sessions(secret=b"k" * 32, seconds=60)
-    cookie = sessions.issue("ana.lyst@wv", at=1_000)
-    assert sessions.read(cookie, at=1_059) == "ana.lyst@wv"
+    cookie = sessions.issue("ana.lyst@wv", "f1ngerpr1nt", at=1_000)
+    assert sessions.read(cookie, at=1_059) == ("ana.lyst@wv", "f1ngerpr1nt")
     assert sessions.read(cookie, at=1_060) is None
-    name, expiry, signature = cookie.rsplit(".", 2)
-    assert sessions.read(f"{name}.{int(expiry) + 3600}.{signature}", at=1_000) is None
-    assert sessions.read(f"admin.{expiry}.{signature}", at=1_000) is None
+    name, fp, expiry, nonce, signature = cookie.rsplit(".", 4)
+    assert sessions.read(f"{name}.{fp}.{int(expiry) + 3600}.{nonce}.{signature}", at=1_000) is None
+    assert sessions.read(f"admin.{fp}.{expiry}.{nonce}.{signature}", at=1_000) is None
+    assert sessions.issue("ana.lyst@wv", "f1ngerpr1nt", at=1_000) != cookie  # each sign-in a new cookie
     assert Sessions(secret=b"x" * 32).read(cookie, at=1_000) is None
     assert sessions.read("garbage", at=1_000) is None and sessions.read(None) is None
 

@@ -4,10 +4,11 @@ passes through :func:`suppress`.
 * Small cells: counts from 1 to ``threshold - 1`` people are withheld (CMS cell size
   suppression policy: no cell under 11), with the rates made from them.
 * Complementary suppression, so a withheld cell cannot be worked out from what is shown: a part
-  whose whole is shown is withheld when the rest (whole - part) is a small cell; and in a group
-  of rows (the counties of a state, whose total is known) where a column has exactly one
-  withheld cell, the smallest other non-zero cell is withheld too. Both repeat until nothing
-  changes.
+  whose whole is shown is withheld when the rest (whole - part) is a small cell, and the
+  non-zero parts of a withheld whole go with it (they would bound it); in each group of rows
+  whose total may be known (the counties of a state; all rows, as totals are published) where a
+  column has exactly one withheld cell, the smallest other non-zero cell is withheld too. All
+  of this repeats until nothing changes.
 * Rates on fewer than ``UNSTABLE_EVENTS`` events are marked unstable (NCHS: rates based on fewer
   than 20 events do not meet standards of reliability).
 
@@ -33,22 +34,28 @@ class Count:
 
 
 def suppress(rows: Sequence[dict], counts: Sequence[Count], *, threshold: int = SMALL_CELL,
-             group: str | None = None) -> list[dict]:
-    """Copies of ``rows`` with withheld counts (and their rates) set to None; each row gains
-    ``suppressed`` (the columns withheld, rates included) and ``unstable`` (rates shown on fewer
-    than UNSTABLE_EVENTS events)."""
+             groups: Sequence[str | None] = (None,)) -> list[dict]:
+    """Copies of ``rows`` with withheld counts (and their rates) set to None. Each row gains
+    ``small`` (its counts withheld as small cells), ``suppressed`` (every column withheld, for
+    whatever reason, rates included) and ``unstable`` (rates shown on fewer than UNSTABLE_EVENTS
+    events). ``groups`` are the columns whose groups of rows may have known totals; None stands
+    for all the rows together."""
     out = [dict(r) for r in rows]
-    withheld = [{c.column for c in counts if _small(r[c.column], threshold)} for r in out]
+    small = [{c.column for c in counts if _small(r[c.column], threshold)} for r in out]
+    withheld = [set(s) for s in small]
     changed = True
     while changed:
-        changed = _complements(out, counts, withheld, threshold) | _secondary(out, counts, withheld, group)
-    for r, gone in zip(out, withheld):
+        changed = _complements(out, counts, withheld, threshold)
+        for group in groups:
+            changed |= _secondary(out, counts, withheld, group)
+    for r, gone, tiny in zip(out, withheld, small):
         for c in counts:
             if c.column in gone:
                 r[c.column] = None
                 if c.rate:
                     r[c.rate] = None
         r["suppressed"] = [name for c in counts if c.column in gone for name in (c.column, c.rate) if name]
+        r["small"] = [c.column for c in counts if c.column in tiny]
         r["unstable"] = [c.rate for c in counts if c.rate and r[c.column] is not None and r[c.rate] is not None
                          and r[c.column] < UNSTABLE_EVENTS]
     return out
@@ -62,8 +69,10 @@ def _complements(rows: list[dict], counts: Sequence[Count], withheld: list[set],
     changed = False
     for r, gone in zip(rows, withheld):
         for c in counts:
-            if (c.part_of and c.column not in gone and c.part_of not in gone
-                    and _small(r[c.part_of] - r[c.column], threshold)):
+            if not c.part_of or c.column in gone:
+                continue
+            whole_gone = c.part_of in gone
+            if (whole_gone and r[c.column]) or (not whole_gone and _small(r[c.part_of] - r[c.column], threshold)):
                 gone.add(c.column)
                 changed = True
     return changed

@@ -72,16 +72,17 @@ def add_routes(app: FastAPI, results: Results, gate: Gate) -> None:
     @app.get("/api/counties", tags=["places"], dependencies=BASIC)
     def counties(request: Request) -> list[dict[str, Any]]:
         """Per county of residence: opioid patients, patients at risk and per indicator, per 1,000
-        residents, prescribers and pharmacies (flagged or not). Counts of people withheld by
-        disclosure control are null and named in ``suppressed``; ``unstable`` names rates on
-        fewer than 20 patients."""
-        gate.require(request, "places")
-        return results.counties()
+        residents; for investigators also its prescribers and pharmacies, flagged or not. Counts
+        of people withheld by disclosure control are null and named in ``suppressed`` (``small``:
+        those that were small cells); ``unstable`` names rates on fewer than 20 patients."""
+        user = gate.require(request, "places")
+        return results.counties(providers=user.can("leads"))
 
     @app.get("/api/deciles", tags=["peers"], dependencies=BASIC)
     def deciles(request: Request, peer_group: str | None = None, measure: str | None = None) -> list[dict[str, Any]]:
-        """Peer deciles (p10..p90) per peer group and measure; monthly rows carry ``month``."""
-        gate.require(request, "places")
+        """Peer deciles (p10..p90) per peer group and measure; monthly rows carry ``month``
+        (investigators: with few peers, deciles give away each one's value)."""
+        gate.require(request, "leads")
         return results.deciles(peer_group, measure)
 
     for entity in ENTITIES:

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rxradar import __version__
 from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
-from rxradar.serve.auth import Sessions, User, Verifier, basic_credentials, find_user
+from rxradar.serve.auth import Sessions, User, Verifier, account, audit_name, basic_credentials
 from rxradar.serve.results import NoAnalysis, Results, fmt_share, fmt_value
 from rxradar.workspace import Workspace
 
@@ -52,23 +52,26 @@ class Gate:
         self.verifier = Verifier()
 
     def user(self, request: Request, ws: Workspace) -> User | None:
-        name = self.sessions.read(request.cookies.get(COOKIE))
-        if name is not None:
-            return find_user(ws.meta, name)
+        session = self.sessions.read(request.cookies.get(COOKIE))
+        if session is not None:
+            found = account(ws.meta, session[0])
+            # A removed user, or one whose password changed since, has no session any more.
+            return found[0] if found and found[1] == session[1] else None
         credentials = basic_credentials(request.headers.get("authorization"))
         if credentials is None:
             return None
-        user = self.verifier.verify(ws.meta, *credentials)
-        if user is None:  # a wrong password from a script is a failed sign-in too
-            ws.audit(credentials[0] or "(none)", "login", "api", {"ok": False})
+        user, proved_now = self.verifier.verify(ws.meta, *credentials)
+        if proved_now:  # a script's sign-in: audited when its password is checked, not on every call
+            ws.audit(audit_name(credentials[0]), "login", "api", {"ok": user is not None})
         return user
 
-    def sign_in(self, name: str, password: str) -> User | None:
-        """The user these credentials prove, or None; every attempt is audited."""
+    def sign_in(self, name: str, password: str) -> tuple[User, str] | None:
+        """The user these credentials prove, with their password fingerprint; None if they do
+        not. Every attempt is audited."""
         with Workspace(self.root, create=False) as ws:
-            user = self.verifier.verify(ws.meta, name, password)
-            ws.audit(name or "(none)", "login", "dashboard", {"ok": user is not None})
-        return user
+            user, _ = self.verifier.verify(ws.meta, name, password)
+            ws.audit(audit_name(name), "login", "dashboard", {"ok": user is not None})
+            return account(ws.meta, user.name) if user else None
 
     def require(self, request: Request, capability: str) -> User:
         with Workspace(self.root, create=False) as ws:
@@ -78,9 +81,18 @@ class Gate:
             if not user.can(capability):
                 raise Forbidden(user, capability)
             if capability == "leads":
-                query = dict(request.query_params)
-                ws.audit(user.name, "view", request.url.path, {"query": query} if query else None)
+                self._viewed(ws, user, request)
         return user
+
+    def viewed(self, user: User, request: Request) -> None:
+        """Audit that a page showed this user leads (a page open to other roles too)."""
+        with Workspace(self.root, create=False) as ws:
+            self._viewed(ws, user, request)
+
+    @staticmethod
+    def _viewed(ws: Workspace, user: User, request: Request) -> None:
+        query = dict(request.query_params)
+        ws.audit(user.name, "view", request.url.path, {"query": query} if query else None)
 
 
 def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessions | None = None) -> FastAPI:
@@ -142,16 +154,17 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
     async def login(request: Request):
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         name, target = form.get("name", ""), _local(form.get("next", "/"))
-        user = await run_in_threadpool(gate.sign_in, name, form.get("password", ""))  # scrypt: off the event loop
-        if user is None:
+        found = await run_in_threadpool(gate.sign_in, name, form.get("password", ""))  # scrypt: off the event loop
+        if found is None:
             return page(request, "login.html", 401, next=target, failed=True, name=name)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, gate.sessions.issue(user.name), max_age=gate.sessions.seconds, httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https")
+        response.set_cookie(COOKIE, gate.sessions.issue(found[0].name, found[1]), max_age=gate.sessions.seconds,
+                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
         return response
 
     @app.post("/logout", include_in_schema=False)
-    def logout():
+    def logout(request: Request):
+        gate.sessions.revoke(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
         return response

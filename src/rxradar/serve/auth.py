@@ -14,6 +14,7 @@ import hmac
 import os
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ ROLES = {
 }
 # scrypt (RFC 7914) at the OWASP Password Storage Cheat Sheet's parameters: N = 2^17, r = 8, p = 1.
 SCRYPT = {"n": 2**17, "r": 8, "p": 1, "maxmem": 2**28, "dklen": 32}
+# Each scrypt takes 128 MiB for ~0.6 s: at most this many at once, so a flood of sign-in attempts
+# queues instead of exhausting memory.
+SCRYPT_AT_ONCE = 2
 SESSION_SECONDS = 8 * 3600  # a working day; sessions also end when the server stops
 MIN_PASSWORD = 10  # NIST SP 800-63B: at least 8; rxradar asks a little more of people guarding PDMP data
 USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
@@ -66,9 +70,21 @@ def users(meta: sqlite3.Connection) -> list[tuple[str, str, str]]:
     return meta.execute("SELECT name, role, created_at FROM users ORDER BY name").fetchall()
 
 
-def find_user(meta: sqlite3.Connection, name: str) -> User | None:
-    row = meta.execute("SELECT name, role FROM users WHERE name = ?", (name,)).fetchone()
-    return User(*row) if row else None
+def account(meta: sqlite3.Connection, name: str) -> tuple[User, str] | None:
+    """A user and the fingerprint of their password hash (sessions carry it, so a new password
+    ends the sessions opened with the old one)."""
+    row = meta.execute("SELECT name, role, hash FROM users WHERE name = ?", (name,)).fetchone()
+    return (User(row[0], row[1]), fingerprint(row[2])) if row else None
+
+
+def fingerprint(stored: bytes) -> str:
+    return hashlib.sha256(stored).hexdigest()[:16]
+
+
+def audit_name(name: str) -> str:
+    """A name as the audit log may keep it: a claimed user name, or a note that it was not one
+    (a client chooses it: no unbounded or odd text in the log)."""
+    return name if USER_NAME.match(name) else "(not a user name)"
 
 
 class Verifier:
@@ -78,19 +94,27 @@ class Verifier:
 
     def __init__(self) -> None:
         self._proved: set[tuple[str, bytes, bytes]] = set()
+        self._slots = threading.BoundedSemaphore(SCRYPT_AT_ONCE)
 
-    def verify(self, meta: sqlite3.Connection, name: str, password: str) -> User | None:
+    def _scrypt(self, password: str, salt: bytes) -> bytes:
+        with self._slots:
+            return _hash(password, salt)
+
+    def verify(self, meta: sqlite3.Connection, name: str, password: str) -> tuple[User | None, bool]:
+        """The user these credentials prove (or None), and whether scrypt proved them just now
+        (False when remembered)."""
         row = meta.execute("SELECT role, salt, hash FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
-            _hash(password, b"\0" * 16)  # as slow as a wrong password: no hint that the name is unknown
-            return None
+            self._scrypt(password, b"\0" * 16)  # as slow as a wrong password: no hint the name is unknown
+            return None, True
         role, salt, stored = row
         key = (name, hashlib.sha256(password.encode("utf-8")).digest(), stored)
-        if key not in self._proved:
-            if not hmac.compare_digest(_hash(password, salt), stored):
-                return None
-            self._proved.add(key)
-        return User(name, role)
+        if key in self._proved:
+            return User(name, role), False
+        if not hmac.compare_digest(self._scrypt(password, salt), stored):
+            return None, True
+        self._proved.add(key)
+        return User(name, role), True
 
 
 def basic_credentials(header: str | None) -> tuple[str, str] | None:
@@ -105,25 +129,34 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
 
 
 class Sessions:
-    """Session cookies: ``name.expiry.signature``, signed with a secret this server made at start."""
+    """Session cookies: ``name.fingerprint.expiry.nonce.signature``, signed with a secret this
+    server made at start; the fingerprint is the password hash's at sign-in, the nonce makes each
+    cookie new. Signing out revokes the cookie for the rest of the server's life (which is the
+    cookie's longest life)."""
 
     def __init__(self, secret: bytes | None = None, seconds: int = SESSION_SECONDS):
         self.secret = secret or os.urandom(32)
         self.seconds = seconds
+        self._revoked: set[str] = set()
 
     def _sign(self, payload: str) -> str:
         return hmac.new(self.secret, payload.encode("utf-8"), hashlib.sha256).hexdigest()
 
-    def issue(self, name: str, at: float | None = None) -> str:
-        payload = f"{name}.{int((at or time.time()) + self.seconds)}"
+    def issue(self, name: str, password_fingerprint: str, at: float | None = None) -> str:
+        payload = f"{name}.{password_fingerprint}.{int((at or time.time()) + self.seconds)}.{os.urandom(8).hex()}"
         return f"{payload}.{self._sign(payload)}"
 
-    def read(self, cookie: str | None, at: float | None = None) -> str | None:
-        """The user name of a valid, unexpired cookie; None otherwise."""
-        if not cookie or cookie.count(".") < 2:
+    def read(self, cookie: str | None, at: float | None = None) -> tuple[str, str] | None:
+        """(user name, password fingerprint) of a valid, unexpired, unrevoked cookie; else None."""
+        if not cookie or cookie.count(".") < 4:
             return None
         payload, _, signature = cookie.rpartition(".")
-        name, _, expiry = payload.rpartition(".")
-        if not hmac.compare_digest(self._sign(payload), signature) or not expiry.isdigit():
+        name, password_fingerprint, expiry, _ = payload.rsplit(".", 3)
+        if (not hmac.compare_digest(self._sign(payload), signature) or not expiry.isdigit()
+                or signature in self._revoked):
             return None
-        return name if int(expiry) > (at or time.time()) else None
+        return (name, password_fingerprint) if int(expiry) > (at or time.time()) else None
+
+    def revoke(self, cookie: str | None) -> None:
+        if self.read(cookie) is not None:
+            self._revoked.add(cookie.rpartition(".")[2])

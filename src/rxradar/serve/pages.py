@@ -12,7 +12,7 @@ from markupsafe import Markup
 from rxradar.analytics.peers import measures
 from rxradar.indicators import indicators
 from rxradar.serve import charts
-from rxradar.serve.results import ENTITIES, NoAnalysis, Results, fmt_value
+from rxradar.serve.results import ENTITIES, PROVIDER_COLUMNS, RATES, NoAnalysis, Results, fmt_value
 
 if TYPE_CHECKING:
     from rxradar.serve.app import Gate
@@ -44,17 +44,25 @@ def add_routes(app: FastAPI, results: Results, gate: Gate, page: Callable[..., H
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def overview(request: Request):
         user = gate.require(request, "places")
-        leads = {e: results.leads(e, limit=n).rows for e, n in OVERVIEW_LEADS.items()} if user.can("leads") else None
+        leads = None
+        if user.can("leads"):
+            gate.viewed(user, request)  # the strongest leads are on this page
+            leads = {e: results.leads(e, limit=n).rows for e, n in OVERVIEW_LEADS.items()}
         return page(request, "overview.html", user=user, summary=results.summary(),
                     map=county_map(results, "at_risk_per_1000"), leads=leads, columns=LEAD_COLUMNS)
 
     @app.get("/counties", response_class=HTMLResponse, include_in_schema=False)
     def counties_page(request: Request, measure: str = "at_risk_per_1000"):
         user = gate.require(request, "places")
-        if measure not in MAP_MEASURES:
+        providers = user.can("leads")
+        shown = {k: v for k, v in MAP_MEASURES.items() if providers or k not in PROVIDER_COLUMNS}
+        if measure not in shown:
             raise HTTPException(404, f"no map of {measure}")
-        return page(request, "counties.html", user=user, measure=measure, measures=MAP_MEASURES,
-                    map=county_map(results, measure), counties=results.counties(), small_cell=results.small_cell)
+        if providers:
+            gate.viewed(user, request)
+        return page(request, "counties.html", user=user, measure=measure, measures=shown, providers=providers,
+                    map=county_map(results, measure, providers=providers),
+                    counties=results.counties(providers=providers), small_cell=results.small_cell)
 
     @app.get("/indicators", response_class=HTMLResponse, include_in_schema=False)
     def indicators_page(request: Request):
@@ -96,12 +104,12 @@ def with_charts(profile: dict) -> dict:
     return profile
 
 
-def county_map(results: Results, measure: str) -> Markup | None:
+def county_map(results: Results, measure: str, *, providers: bool = False) -> Markup | None:
     """The choropleth of one county measure over the states where patients live; None when
     there are no county figures (or none with a boundary)."""
     try:
         states = set(results.map_states())
-        rows = [r for r in results.counties() if r["state"] in states]
+        rows = [r for r in results.counties(providers=providers) if r["state"] in states]
     except NoAnalysis:  # an analysis from before county figures existed: the rest still shows
         return None
     title, fmt = MAP_MEASURES[measure]
@@ -117,4 +125,7 @@ def _shown(row: dict, measure: str, fmt: Callable[[float], str]) -> str:
     value = row[measure]
     if value is not None:
         return fmt(value) + (" (unstable: fewer than 20 patients)" if measure in row["unstable"] else "")
-    return "withheld (small numbers)" if measure in row["suppressed"] else "no residents"
+    if measure in row["suppressed"]:
+        small = any(RATES.get(c) == measure or c == measure for c in row["small"])
+        return "withheld (small numbers)" if small else "withheld (would reveal a small number)"
+    return "no residents"

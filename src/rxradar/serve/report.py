@@ -43,7 +43,7 @@ def render(results: Results, *, public: bool) -> tuple[str, int]:
         profiles = {e: [with_charts(results.profile(e, str(r[ENTITIES[e][1]]))) for r in leads[e][:n]]
                     for e, n in REPORT_PROFILES.items()}
     html = env.get_template("report.html").render(
-        summary=results.summary(), map=county_map(results, "at_risk_per_1000"), counties=results.counties(),
+        summary=results.summary(), map=county_map(results, "at_risk_per_1000"), counties=results.counties(providers=not public),
         small_cell=results.small_cell, leads=leads, profiles=profiles, columns=LEAD_COLUMNS,
         indicators=indicators(), public=public, version=__version__, written_at=now(),
         css=(HERE / "static" / "rxradar.css").read_text(), report=True, level=2)

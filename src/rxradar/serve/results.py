@@ -27,6 +27,10 @@ from rxradar.indicators import indicators
 # A state is mapped when at least this share of the patients live in it (the PDMP's own state,
 # not every neighbouring state a few patients come from).
 MAP_STATE_SHARE = 0.05
+# The county rates and the counts of people they are made from.
+RATES = {"patients": "patients_per_1000", "patients_at_risk": "at_risk_per_1000"}
+# County columns about prescribers and pharmacies: for those who may see leads.
+PROVIDER_COLUMNS = ("prescribers", "flagged_prescribers", "pharmacies", "flagged_pharmacies")
 ENTITIES = {"prescribers": ("prescriber_metrics", "prescriber_id", "prescriber"),
             "pharmacies": ("pharmacy_metrics", "pharmacy_id", "pharmacy")}
 
@@ -179,16 +183,20 @@ class Results:
         return [clean(r) for r in t.to_pylist()]
 
     # -- counties --------------------------------------------------------------------------------
-    def counties(self) -> list[dict]:
-        """Each county's figures through disclosure control (:mod:`rxradar.disclosure`): small
-        counts of people, and those they could be worked out from, are None and named in
-        ``suppressed``; rates on few events are named in ``unstable``."""
+    def counties(self, *, providers: bool = False) -> list[dict]:
+        """Each county's figures through disclosure control (:mod:`rxradar.disclosure`; the
+        counties of a state, and all of them, have published totals): small counts of people,
+        and those they could be worked out from, are None and named in ``suppressed``; rates on
+        few events are named in ``unstable``. The counts of prescribers and pharmacies, flagged
+        or not, come only with ``providers``: in a county with one prescriber they name them."""
         t = self.table("county_metrics")
-        counts = [Count("patients", rate="patients_per_1000"),
-                  Count("patients_at_risk", rate="at_risk_per_1000", part_of="patients"),
+        counts = [Count("patients", rate=RATES["patients"]),
+                  Count("patients_at_risk", rate=RATES["patients_at_risk"], part_of="patients"),
                   *(Count(c, part_of="patients") for c in t.column_names
                     if c.startswith("patients_") and c not in ("patients_at_risk", "patients_per_1000"))]
-        return suppress([clean(r) for r in t.to_pylist()], counts, threshold=self.small_cell, group="state")
+        if not providers:
+            t = t.drop_columns([c for c in PROVIDER_COLUMNS if c in t.column_names])
+        return suppress([clean(r) for r in t.to_pylist()], counts, threshold=self.small_cell, groups=("state", None))
 
     def map_states(self, share: float = MAP_STATE_SHARE) -> list[str]:
         """The states a map should show: those where at least ``share`` of the patients live."""
