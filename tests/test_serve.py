@@ -137,6 +137,7 @@ def test_profile_sets_each_measure_beside_its_peer_deciles(client):
     assert (mme["value"], mme["compared"], mme["percentile"]) == (4000.0, 3100.0, 95.0)
     assert mme["deciles"]["p50"] == 500.0 and mme["deciles"]["n"] == 12
     assert mme["shown"] == "4,000"
+    assert p1["place"] == "Kanawha County, WV"  # from county_fips 54039
     # Total MME is set against the whole period's deciles, not a month's (p90 9,000, not 9).
     total = next(m for m in p1["measures"] if m["id"] == "mme_total")
     assert (total["deciles"]["p90"], total["deciles"]["month"]) == (9000.0, None)

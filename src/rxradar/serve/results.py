@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+from functools import cache
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from rxradar.analytics.leads import count_flagged, flagged_mask
 from rxradar.analytics.peers import Measure, measures
 from rxradar.disclosure import SMALL_CELL, Count, suppress
 from rxradar.indicators import indicators
+from rxradar.reference.counties import counties
 
 # A state is mapped when at least this share of the patients live in it (the PDMP's own state,
 # not every neighbouring state a few patients come from).
@@ -157,7 +159,8 @@ class Results:
                         "citation": m.citation, "deciles": deciles.get(m.id),
                         "shown": fmt_value(m, row.get(m.id)), "shown_compared": fmt_value(m, compared)})
         titles = {m.id: m.title for m in declared}
-        profile = {"entity": kind, "id": entity_id, "row": row, "measures": out,
+        profile = {"entity": kind, "id": entity_id, "row": row, "place": county_label(row.get("county_fips")),
+                   "measures": out,
                    "components": [{**c, "title": titles.get(c["measure"], c["measure"])}
                                   for c in _components(row.get("lead_components") or "")],
                    "flags": [{"rule": f, "reason": r} for f, r in zip(row["flags"] or [], row["reasons"] or [])]}
@@ -216,6 +219,18 @@ class Results:
         settings = {k: v for k, v in about.get("settings", {}).items() if k != "workspace"}
         return {"period": about["period"], "finished_at": about.get("finished_at"), "rows": about.get("rows", {}),
                 "flagged": flagged, "settings": settings}
+
+
+@cache
+def _county_labels() -> dict[str, str]:
+    t = counties()
+    return {f: f"{name}, {state}" for f, name, state in zip(t["fips"].to_pylist(), t["name"].to_pylist(),
+                                                          t["state"].to_pylist())}
+
+
+def county_label(fips: str | None) -> str | None:
+    """'Kanawha County, WV' for '54039'; the code itself when the reference has no such county."""
+    return None if fips is None else _county_labels().get(fips, fips)
 
 
 def _components(text: str) -> list[dict]:
