@@ -465,7 +465,7 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthe
          no_serve: Annotated[bool, typer.Option("--no-serve", help="stop after the analysis, without starting "
                                                                    "the dashboard (scripts and CI)")] = False,
          host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
-    """Build a small synthetic state (planted truth included), ingest and analyse it, then serve the dashboard."""
+    """Build a small synthetic state (planted truth included), analyse it, write the report, serve the dashboard."""
     from collections import Counter
 
     from rxradar.demo import demo_config, demo_steps
