@@ -80,6 +80,9 @@ def _dashboard_serves_the_demo_analysis(served, password, tmp_path):
     with Workspace(tmp_path / "workspace", create=False) as ws:
         audited = ws.meta.execute("SELECT target, detail FROM audit_log WHERE action = 'serve'").fetchall()
         views = ws.meta.execute("SELECT actor, target FROM audit_log WHERE action = 'view'").fetchall()
+        demo_users = ws.meta.execute("SELECT target, detail FROM audit_log WHERE action = 'user_set'").fetchall()
+    # The demo's administrator is made like any user: audited.
+    assert [(t, json.loads(d)) for t, d in demo_users] == [("demo", {"role": "administrator"})]
     assert [(t, json.loads(d)) for t, d in audited] == [("dashboard", {"host": "127.0.0.1", "port": 0})]
     assert ("demo", f"/api/prescribers/{top['prescriber_id']}") in views
 

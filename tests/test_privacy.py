@@ -269,8 +269,8 @@ def _dashboard_shows_no_patient_value(root: Path) -> None:
 
     from rxradar.serve.auth import set_user
 
-    with Workspace(root) as ws, ws.write_transaction():
-        set_user(ws.meta, "ivy", "investigator", "investigator-pass-1")
+    with Workspace(root) as ws:
+        set_user(ws, "ivy", "investigator", "investigator-pass-1", actor="test")
     client = TestClient(create_app(root))
     client.auth = ("ivy", "investigator-pass-1")
     urls = ["/", "/prescribers", "/pharmacies", "/counties", "/api/summary", "/api/counties", "/api/deciles",

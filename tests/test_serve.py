@@ -75,9 +75,9 @@ PASSWORDS = {"ivy": "investigator-pass-1", "ana": "aggregate-pass-22"}
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
-    with Workspace(root) as ws, ws.write_transaction():
-        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
-        set_user(ws.meta, "ana", "aggregate", PASSWORDS["ana"])
+    with Workspace(root) as ws:
+        set_user(ws, "ivy", "investigator", PASSWORDS["ivy"], actor="test")
+        set_user(ws, "ana", "aggregate", PASSWORDS["ana"], actor="test")
     write_analysis(root)
     return root
 
@@ -233,8 +233,8 @@ def test_openapi_describes_every_endpoint_and_the_docs_need_no_cdn(client):
 
 
 def test_a_workspace_without_an_analysis_says_what_to_run(tmp_path):
-    with Workspace(tmp_path) as ws, ws.write_transaction():
-        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ivy", "investigator", PASSWORDS["ivy"], actor="test")
     client = as_user(create_app(tmp_path), "ivy", PASSWORDS["ivy"])
     page = client.get("/")
     assert page.status_code == 404 and "run rxradar analyze first" in page.text
@@ -243,8 +243,8 @@ def test_a_workspace_without_an_analysis_says_what_to_run(tmp_path):
 
 
 def test_a_new_analysis_is_read_without_a_restart(tmp_path):
-    with Workspace(tmp_path) as ws, ws.write_transaction():
-        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ivy", "investigator", PASSWORDS["ivy"], actor="test")
     write_analysis(tmp_path)
     client = as_user(create_app(tmp_path), "ivy", PASSWORDS["ivy"])
     assert client.get("/api/prescribers").json()["total"] == 4
@@ -304,8 +304,8 @@ def test_each_view_of_leads_is_audited_with_its_reader(app, workspace):
 
 
 def test_signing_in_sets_a_session_that_ends_when_the_user_is_removed(tmp_path):
-    with Workspace(tmp_path) as ws, ws.write_transaction():
-        set_user(ws.meta, "ivy", "investigator", PASSWORDS["ivy"])
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ivy", "investigator", PASSWORDS["ivy"], actor="test")
     write_analysis(tmp_path)
     browser = TestClient(create_app(tmp_path), follow_redirects=False)
     wrong = browser.post("/login", data={"name": "ivy", "password": "nope-nope-nope", "next": "/counties"})
@@ -324,8 +324,8 @@ def test_signing_in_sets_a_session_that_ends_when_the_user_is_removed(tmp_path):
     # A new password ends the sessions opened with the old one.
     browser.post("/login", data={"name": "ivy", "password": PASSWORDS["ivy"], "next": "/"})
     assert browser.get("/prescribers").status_code == 200
-    with Workspace(tmp_path) as ws, ws.write_transaction():
-        set_user(ws.meta, "ivy", "investigator", "a-new-password-9")
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ivy", "investigator", "a-new-password-9", actor="test")
     assert browser.get("/prescribers").status_code == 303
     browser.post("/login", data={"name": "ivy", "password": "a-new-password-9", "next": "/"})
     with Workspace(tmp_path) as ws:
@@ -412,13 +412,13 @@ def test_passwords_are_scrypt_hashes_and_rules_are_checked(tmp_path):
 
     from rxradar.serve.auth import SCRYPT, User, Verifier, users
 
-    with Workspace(tmp_path) as ws, ws.write_transaction():
-        set_user(ws.meta, "ivy", "investigator", "first-password")
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ivy", "investigator", "first-password", actor="test")
         for name, role, password, message in (("iv y", "investigator", "long-enough-1", "user name"),
                                               ("ivy", "boss", "long-enough-1", "role 'boss'"),
                                               ("ivy", "aggregate", "short", "at least 10")):
             with pytest.raises(ValueError, match=message):
-                set_user(ws.meta, name, role, password)
+                set_user(ws, name, role, password, actor="test")
         salt, stored = ws.meta.execute("SELECT salt, hash FROM users WHERE name = 'ivy'").fetchone()
         assert stored == hashlib.scrypt(b"first-password", salt=salt, **SCRYPT)
         verifier = Verifier()
@@ -426,7 +426,7 @@ def test_passwords_are_scrypt_hashes_and_rules_are_checked(tmp_path):
         assert verifier.verify(ws.meta, "ivy", "first-password") == (User("ivy", "investigator"), False)  # remembered
         assert verifier.verify(ws.meta, "ivy", "first-passwore") == (None, True)
         # A new password replaces the old at once, even one proved a moment ago.
-        set_user(ws.meta, "ivy", "aggregate", "second-password")
+        set_user(ws, "ivy", "aggregate", "second-password", actor="test")
         assert verifier.verify(ws.meta, "ivy", "first-password") == (None, True)
         assert verifier.verify(ws.meta, "ivy", "second-password")[0].role == "aggregate"
         assert [(n, r) for n, r, _ in users(ws.meta)] == [("ivy", "aggregate")]
@@ -475,9 +475,9 @@ def test_users_are_added_listed_and_removed_from_the_command_line(tmp_path):
 def test_the_report_is_one_file_and_the_public_one_names_nobody(workspace, tmp_path):
     from rxradar.serve.report import write_report
 
-    results = Results(workspace)
-    full = write_report(results, tmp_path / "full.html")
-    public = write_report(results, tmp_path / "public.html", public=True)
+    with Workspace(workspace, create=False) as ws:
+        full = write_report(ws, tmp_path / "full.html", actor="test")
+        public = write_report(ws, tmp_path / "public.html", public=True, actor="test")
     assert (full.leads, public.leads) == (5, 0)  # 4 prescribers and 1 pharmacy named
     text, open_text = full.path.read_text(), public.path.read_text()
     for html in (text, open_text):
@@ -492,3 +492,7 @@ def test_the_report_is_one_file_and_the_public_one_names_nobody(workspace, tmp_p
     shown = re.sub(r"<style>.*?</style>", "", open_text, flags=re.S)
     assert not re.search(r"\bP1\b|\bH1\b|oig_outlier|flagged", shown)  # not even flagged counts by county
     assert oct(full.path.stat().st_mode & 0o777) == "0o600"
+    with Workspace(workspace, create=False) as ws:
+        written = ws.meta.execute("SELECT target, detail FROM audit_log WHERE action = 'report'").fetchall()
+    assert [(t, json.loads(d)) for t, d in written] == [(str(full.path), {"public": False, "named": 5}),
+                                                      (str(public.path), {"public": True, "named": 0})]

@@ -377,19 +377,16 @@ def report(workspace: WorkspaceOpt = None,
                                                                  "named, county counts through disclosure "
                                                                  "control")] = False) -> None:
     """The last analysis as one self-contained HTML file (maps and charts inside; nothing fetched)."""
-    import getpass
-
     from rxradar.serve.report import write_report
-    from rxradar.serve.results import NoAnalysis, Results
+    from rxradar.serve.results import NoAnalysis
 
     s, ws = _open(workspace)
     with ws:
         try:
-            written = write_report(Results(ws.root, small_cell=s.small_cell), out, public=public)
+            written = write_report(ws, out, public=public, small_cell=s.small_cell)
         except NoAnalysis as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)
-        ws.audit(getpass.getuser(), "report", str(out), {"public": public, "named": written.leads})
     kind = "public report (places only)" if public else \
         f"report naming {written.leads} prescribers and pharmacies (readable by you only)"
     console.print(f"wrote a {kind} to [bold]{out}[/bold]")
@@ -417,12 +414,10 @@ def users_add(name: Annotated[str, typer.Argument(help="user name (letters, digi
         "password", hide_input=True, confirmation_prompt=True)
     with ws:
         try:
-            with ws.write_transaction():
-                set_user(ws.meta, name, role, password)
+            set_user(ws, name, role, password, actor=getpass.getuser())
         except ValueError as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2)
-        ws.audit(getpass.getuser(), "user_set", name, {"role": role})
     console.print(f"{name} may use the dashboard as {role}")
 
 
@@ -449,12 +444,9 @@ def users_remove(name: str, workspace: WorkspaceOpt = None) -> None:
 
     s, ws = _open(workspace)
     with ws:
-        with ws.write_transaction():
-            removed = remove_user(ws.meta, name)
-        if not removed:
+        if not remove_user(ws, name, actor=getpass.getuser()):
             err.print(f"[red]error:[/red] no dashboard user {name!r}")
             raise typer.Exit(2)
-        ws.audit(getpass.getuser(), "user_remove", name)
     console.print(f"{name} may no longer use the dashboard")
 
 
@@ -512,11 +504,13 @@ def demo(directory: Annotated[Path, typer.Option("--dir", help="where the synthe
                   "Run the demo again: the same seed gives the same files, nothing is ingested twice, and the "
                   "analysis gives the same numbers.")
     if not no_serve:
+        import getpass
+
         from rxradar.serve.server import demo_user
 
         console.rule("dashboard")
         with Workspace(workspace, create=False) as ws:
-            password = demo_user(ws)
+            password = demo_user(ws, actor=getpass.getuser())
         console.print(f"sign in as [bold]demo[/bold] with password [bold]{password}[/bold] (new on every demo run)")
         serve(workspace=workspace, host=host, port=port)
 

@@ -54,7 +54,7 @@ def evaluate(ws: Workspace, truth: Path) -> list[Score]:
     scores = []
     for kind, entity, baseline in (("pill_mill", "prescribers", "mme_total"),
                                    ("disproportionate_pharmacy", "pharmacies", "opioid_rx")):
-        table, id_column = ENTITIES[entity]
+        table, id_column, _ = ENTITIES[entity]
         t = pq.read_table(tables[table])
         ids = [str(x) for x in t[id_column].to_pylist()]
         scores.append(_score(kind, planted.get(kind, set()), ids, t["lead_score"].to_pylist(),

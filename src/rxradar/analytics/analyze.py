@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from rxradar.analytics import store
 from rxradar.analytics.leads import count_flagged
 from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
-from rxradar.analytics.peers import (Measure, PeerRules, compare, decile_row, group_members, percentile_rank,
+from rxradar.analytics.peers import (PeerRules, compare, decile_row, flag_measures, group_members, percentile_rank,
                                      peer_groups, top_decile_runs)
 from rxradar.catalog import open_engine
 from rxradar.durable import now, replacing
@@ -138,8 +138,6 @@ def _lookback(items: list[Indicator]) -> int:
     return max([int(i.parameters.get("lookback_days", 0)) for i in items] + [0])
 
 
-
-
 # --- prescribers ---------------------------------------------------------------------------------
 
 
@@ -161,12 +159,7 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
     wide = scope[settings.peer_scope]
     own = [f"{sp} | {w}" for sp, w in zip(specialty, wide)] if settings.peer_scope != "national" else specialty
     groups = peer_groups(own, [f"all specialties | {w}" for w in wide], rules.min_peers)
-    # The patients meeting each risk indicator: percentiles and deciles among peers, not scored
-    # (the lead score counts at-risk patients once, through at_risk_share).
-    per_indicator = [Measure(id=f"patients_{i.id}", title=f"Patients: {i.title}", kind="value",
-                             numerator=f"patients_{i.id}", citation=i.citation, transform="log")
-                     for i in items if i.kind == "flag"]
-    result = compare(table, "prescriber", groups, rules, per_indicator)
+    result = compare(table, "prescriber", groups, rules, flag_measures(items))
     months = engine.query("SELECT * FROM prescriber_months ORDER BY prescriber_id, month")
     months, month_deciles, runs = _monthly(months, table["prescriber_id"].to_pylist(), groups, rules)
     flags, reasons = result.columns.pop("flags"), result.columns.pop("reasons")
@@ -189,7 +182,7 @@ def _patient_counts(items: list[Indicator], settings: Settings) -> tuple[str, st
         raise ValueError(f"risk_indicators names {', '.join(map(repr, unknown))}: not a patient flag; "
                          f"choose among {', '.join(flags)}")
     # Column names come from the indicator declarations (checked identifiers), never from input.
-    counts = ", ".join(f"count(*) FILTER (WHERE pi.{i.id}) AS patients_{i.id}" for i in items if i.kind == "flag")
+    counts = ", ".join(f"count(*) FILTER (WHERE pi.{f}) AS patients_{f}" for f in flags)
     return " OR ".join(f"pi.{r}" for r in risk) or "false", counts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -10,21 +11,38 @@ import pyarrow.parquet as pq
 
 from rxradar.analytics import store
 
-ENTITIES = {"prescribers": ("prescriber_metrics", "prescriber_id"), "pharmacies": ("pharmacy_metrics", "pharmacy_id")}
+class Entity(NamedTuple):
+    table: str  # the analysis table of its metrics
+    id_column: str
+    singular: str
+
+
+ENTITIES = {"prescribers": Entity("prescriber_metrics", "prescriber_id", "prescriber"),
+            "pharmacies": Entity("pharmacy_metrics", "pharmacy_id", "pharmacy")}
 
 
 def top_leads(root: Path, entity: str, limit: int) -> list[dict]:
     """The ``limit`` best-ranked prescribers or pharmacies: id, peer group, score, what drives it, flags."""
     if entity not in ENTITIES:
         raise ValueError(f"entity must be one of {', '.join(ENTITIES)}, not {entity!r}")
-    table, id_column = ENTITIES[entity]
+    table, id_column, _ = ENTITIES[entity]
     path = store.saved_tables(root).get(table)
     if path is None:
         raise FileNotFoundError(f"no analysis results in {root}: run rxradar analyze first")
     t = pq.read_table(path, columns=[id_column, "peer_group", "lead_score", "lead_components", "rank", "flags",
                                      "reasons"])
-    rows = sorted(t.to_pylist(), key=lambda r: r["rank"])[:limit]
-    return [{"id": str(r.pop(id_column)), **r} for r in rows]
+    return [{"id": str(r.pop(id_column)), **r} for r in ranked(t).slice(0, limit).to_pylist()]
+
+
+def ranked(table: pa.Table, *, peer_group: str | None = None, flagged: bool = False) -> pa.Table:
+    """A metrics table's rows, strongest lead (rank 1) first; only one peer group's, or only the
+    flagged, when asked."""
+    mask = None
+    if peer_group:
+        mask = pc.equal(table["peer_group"], peer_group)
+    if flagged:
+        mask = flagged_mask(table) if mask is None else pc.and_(mask, flagged_mask(table))
+    return (table if mask is None else table.filter(mask)).sort_by("rank")
 
 
 def flagged_mask(table: pa.Table) -> pa.ChunkedArray:

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 from scipy import stats
 
+from rxradar.indicators import Indicator
+
 MAD_PER_SD = 1.4826  # standard deviations per median absolute deviation, for normal data
 DECILES = tuple(range(10, 100, 10))
 
@@ -54,6 +56,13 @@ class PeerRules:
 def measures(entity: str) -> tuple[Measure, ...]:
     data = tomllib.loads(files("rxradar.analytics").joinpath("measures.toml").read_text())
     return tuple(Measure(**m) for m in data[entity])
+
+
+def flag_measures(items: Sequence[Indicator]) -> list[Measure]:
+    """For each patient flag, the prescriber's patients meeting it: compared with peers
+    (percentiles and deciles), not scored (the lead score counts at-risk patients once)."""
+    return [Measure(id=f"patients_{i.id}", title=f"Patients: {i.title}", kind="value", numerator=f"patients_{i.id}",
+                    citation=i.citation, transform="log") for i in items if i.kind == "flag"]
 
 
 def measure_values(m: Measure, table: pa.Table) -> tuple[np.ndarray, np.ndarray | None]:

@@ -9,12 +9,12 @@ from fastapi.security import HTTPBasic
 from pydantic import BaseModel, ConfigDict
 
 from rxradar.indicators import indicators
-from rxradar.serve.results import ENTITIES, Results
+from rxradar.analytics.leads import ENTITIES
+from rxradar.serve.results import PAGE_SIZE, Results
 
 if TYPE_CHECKING:
     from rxradar.serve.app import Gate
 
-PAGE_SIZE = 50
 MAX_PAGE = 1000
 # Declares HTTP Basic in the OpenAPI description; the Gate does the checking.
 BASIC = [Depends(HTTPBasic(auto_error=False))]
@@ -90,7 +90,7 @@ def add_routes(app: FastAPI, results: Results, gate: Gate) -> None:
 
 
 def _entity_routes(app: FastAPI, results: Results, gate: Gate, entity: str) -> None:
-    singular = ENTITIES[entity][2]
+    singular = ENTITIES[entity].singular
 
     @app.get(f"/api/{entity}", response_model=LeadPage, tags=[entity], name=f"{entity}_leads",
              summary=f"Ranked {entity} (investigators)", dependencies=BASIC)

@@ -25,7 +25,8 @@ from rxradar import __version__
 from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
 from rxradar.serve.auth import Sessions, User, Verifier, account, audit_name, basic_credentials
-from rxradar.serve.results import NoAnalysis, Results, fmt_share, fmt_value
+from rxradar.serve.rendering import environment
+from rxradar.serve.results import NoAnalysis, Results
 from rxradar.workspace import Workspace
 
 HERE = files("rxradar.serve")
@@ -103,9 +104,7 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
                               "Prescribers, pharmacies and counties only; nothing patient-level. County counts "
                               f"of people from 1 to {small_cell - 1} are withheld, with complementary suppression. "
                               "Authenticate with HTTP Basic (a dashboard user); leads need the investigator role.")
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
-    templates.env.globals.update(fmt=fmt_value, fmt_share=fmt_share)
-    templates.env.filters["quote_id"] = lambda v: quote(str(v), safe="")
+    templates = Jinja2Templates(env=environment())
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, template: str, status: int = 200, user: User | None = None,

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from rxradar.durable import now
+from rxradar.workspace import Workspace
 
 ROLES = {
     "aggregate": frozenset({"places"}),
@@ -48,8 +49,8 @@ def _hash(password: str, salt: bytes) -> bytes:
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, **SCRYPT)
 
 
-def set_user(meta: sqlite3.Connection, name: str, role: str, password: str) -> None:
-    """Add a user, or give an existing one this role and password."""
+def set_user(ws: Workspace, name: str, role: str, password: str, *, actor: str) -> None:
+    """Add a user, or give an existing one this role and password; audited with who did it."""
     if not USER_NAME.match(name):
         raise ValueError(f"user name {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
     if role not in ROLES:
@@ -57,12 +58,21 @@ def set_user(meta: sqlite3.Connection, name: str, role: str, password: str) -> N
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"the password needs at least {MIN_PASSWORD} characters")
     salt = os.urandom(16)
-    meta.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role = excluded.role, "
-                 "salt = excluded.salt, hash = excluded.hash", (name, role, salt, _hash(password, salt), now()))
+    stored = _hash(password, salt)
+    with ws.write_transaction():
+        ws.meta.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                        "role = excluded.role, salt = excluded.salt, hash = excluded.hash",
+                        (name, role, salt, stored, now()))
+    ws.audit(actor, "user_set", name, {"role": role})
 
 
-def remove_user(meta: sqlite3.Connection, name: str) -> bool:
-    return meta.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+def remove_user(ws: Workspace, name: str, *, actor: str) -> bool:
+    """Take a user's access away (audited); False when there was no such user."""
+    with ws.write_transaction():
+        removed = ws.meta.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+    if removed:
+        ws.audit(actor, "user_remove", name)
+    return removed
 
 
 def users(meta: sqlite3.Connection) -> list[tuple[str, str, str]]:

@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from rxradar.analytics.peers import TOP_DECILE
 from rxradar.serve.maps import county_paths
+from rxradar.serve.rendering import finite
 
 # ColorBrewer YlOrRd, 5 classes (Brewer, Harrower & Penn State, colorbrewer2.org; Apache-2.0):
 # a sequential scheme readable in print and by most colour-blind readers.
@@ -74,7 +75,7 @@ def decile_strip(deciles: dict[str, float] | None, value: float | None, fmt: Cal
     """One measure against its peers: the peer deciles p10..p90 as bands (darker toward the
     middle), the median marked, and this entity's value as a red line."""
     marks = [deciles.get(f"p{10 * i}") for i in range(1, 10)] if deciles else []
-    if not marks or not all(_finite(v) for v in [*marks, value]):
+    if not marks or not all(finite(v) for v in [*marks, value]):
         return Markup('<span class="muted">no peer comparison</span>')
     lo, hi = min(marks[0], value), max(marks[-1], value)
     span = (hi - lo) or 1.0
@@ -102,7 +103,7 @@ def monthly_bars(months: Sequence[dict], fmt: Callable[[float], str], width: int
                  height: int = 140) -> Markup:
     """Total MME per month, each bar red when the month was in the top decile of peers, grey
     otherwise: the OpenPrescribing consecutive-month rule, seen."""
-    months = [m for m in months if _finite(m["mme_total"])]
+    months = [m for m in months if finite(m["mme_total"])]
     if not months:
         return Markup('<span class="muted">no opioid prescriptions in the period</span>')
     peak = max(m["mme_total"] for m in months) or 1.0
@@ -118,7 +119,3 @@ def monthly_bars(months: Sequence[dict], fmt: Callable[[float], str], width: int
                f'<text x="{width - 4}" y="{height + 14}" text-anchor="end">{escape(str(months[-1]["month"])[:7])}'
                f'</text></svg>')
     return Markup("".join(out))
-
-
-def _finite(v: object) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)

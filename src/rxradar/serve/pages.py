@@ -9,15 +9,15 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from rxradar.analytics.peers import measures
 from rxradar.indicators import indicators
 from rxradar.serve import charts
-from rxradar.serve.results import ENTITIES, PROVIDER_COLUMNS, RATES, NoAnalysis, Results, fmt_value
+from rxradar.serve.rendering import fmt_value
+from rxradar.analytics.leads import ENTITIES
+from rxradar.serve.results import PAGE_SIZE, PROVIDER_COLUMNS, RATES, NoAnalysis, Results
 
 if TYPE_CHECKING:
     from rxradar.serve.app import Gate
 
-PAGE_SIZE = 50
 OVERVIEW_LEADS = {"prescribers": 10, "pharmacies": 5}
 # What the county map can show: column, title, how to print it.
 MAP_MEASURES = {
@@ -79,7 +79,7 @@ def add_routes(app: FastAPI, results: Results, gate: Gate, page: Callable[..., H
         user = gate.require(request, "leads")
         found = results.leads(entity, peer_group=peer_group or None, flagged=flagged, limit=PAGE_SIZE,
                               offset=(page_number - 1) * PAGE_SIZE)
-        return page(request, "leads.html", user=user, entity=entity, id_column=ENTITIES[entity][1], found=found,
+        return page(request, "leads.html", user=user, entity=entity, id_column=ENTITIES[entity].id_column, found=found,
                     peer_groups=results.peer_groups(entity), peer_group=peer_group, flagged=flagged,
                     page=page_number, pages=max(1, -(-found.total // PAGE_SIZE)), columns=LEAD_COLUMNS[entity])
 
@@ -89,16 +89,15 @@ def add_routes(app: FastAPI, results: Results, gate: Gate, page: Callable[..., H
         user = gate.require(request, "leads")
         profile = results.profile(entity, entity_id)
         if profile is None:
-            raise HTTPException(404, f"no {ENTITIES[entity][2]} {entity_id} in the last analysis")
+            raise HTTPException(404, f"no {ENTITIES[entity].singular} {entity_id} in the last analysis")
         return page(request, "profile.html", user=user, entity=entity, p=with_charts(profile))
 
 
 def with_charts(profile: dict) -> dict:
     """A profile with its charts: each measure's strip against the peer deciles, and (for a
     prescriber) the months."""
-    declared = {m.id: m for m in measures(profile["entity"])}
     for m in profile["measures"]:
-        m["strip"] = charts.decile_strip(m["deciles"], m["compared"], lambda v, d=declared.get(m["id"]): fmt_value(d, v))
+        m["strip"] = charts.decile_strip(m["deciles"], m["compared"], lambda v, kind=m["kind"]: fmt_value(kind, v))
     if "months" in profile:
         profile["months_chart"] = charts.monthly_bars(profile["months"], lambda v: fmt_value(None, v))
     return profile

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import threading
-from functools import cache
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rxradar.analytics import store
-from rxradar.analytics.leads import count_flagged, flagged_mask
-from rxradar.analytics.peers import Measure, measures
+from rxradar.analytics.leads import ENTITIES, count_flagged, ranked
+from rxradar.analytics.peers import flag_measures, measures
 from rxradar.disclosure import SMALL_CELL, Count, suppress
 from rxradar.indicators import indicators
 from rxradar.reference.counties import counties
+from rxradar.serve.rendering import fmt_value
 
+PAGE_SIZE = 50  # leads per page, on the dashboard and from the API
 # A state is mapped when at least this share of the patients live in it (the PDMP's own state,
 # not every neighbouring state a few patients come from).
 MAP_STATE_SHARE = 0.05
@@ -33,8 +36,6 @@ MAP_STATE_SHARE = 0.05
 RATES = {"patients": "patients_per_1000", "patients_at_risk": "at_risk_per_1000"}
 # County columns about prescribers and pharmacies: for those who may see leads.
 PROVIDER_COLUMNS = ("prescribers", "flagged_prescribers", "pharmacies", "flagged_pharmacies")
-ENTITIES = {"prescribers": ("prescriber_metrics", "prescriber_id", "prescriber"),
-            "pharmacies": ("pharmacy_metrics", "pharmacy_id", "pharmacy")}
 
 
 class NoAnalysis(LookupError):
@@ -60,34 +61,17 @@ def clean(value: Any) -> Any:
     return value
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def fmt_share(value: Any) -> str:
-    return f"{100 * value:.1f}%" if _number(value) else "–"
-
-
-def fmt_value(m: Measure | None, value: Any) -> str:
-    """A measure's value as the dashboard prints it: shares as percentages, the rest as numbers."""
-    if m is not None and m.kind == "share":
-        return fmt_share(value)
-    if not _number(value):
-        return "–"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
-
-
 class Results:
     def __init__(self, root: Path, small_cell: int = SMALL_CELL):
         self.root = Path(root)
         self.small_cell = small_cell
         self._lock = threading.Lock()
-        # (what identifies analysis.json, its content, the tables read so far): replaced whole when
-        # a new analysis lands, so a request never mixes tables of two analyses.
-        self._state: tuple[tuple | None, dict | None, dict[str, pa.Table]] = (None, None, {})
+        # (what identifies analysis.json, its content, what has been read or worked out from it so
+        # far): replaced whole when a new analysis lands, so a request never mixes two analyses.
+        self._state: tuple[tuple | None, dict | None, dict[Any, Any]] = (None, None, {})
 
     # -- loading ---------------------------------------------------------------------------------
-    def _current(self) -> tuple[dict | None, dict[str, pa.Table]]:
+    def _current(self) -> tuple[dict | None, dict[Any, Any]]:
         path = store.analytics_dir(self.root) / "analysis.json"
         with self._lock:
             try:
@@ -103,36 +87,33 @@ class Results:
     def about(self) -> dict | None:
         return self._current()[0]
 
-    def table(self, name: str) -> pa.Table:
-        about, tables = self._current()
+    def _kept(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()``, worked out once per analysis (tables, and what every request would
+        otherwise work out again)."""
+        about, kept = self._current()
         if about is None:
             raise NoAnalysis(f"no analysis results in {self.root}: run rxradar analyze first")
-        if name not in tables:
+        if key not in kept:
+            kept[key] = make()
+        return kept[key]
+
+    def table(self, name: str) -> pa.Table:
+        def read() -> pa.Table:
             path = store.saved_tables(self.root).get(name)
             if path is None:
                 raise NoAnalysis(f"the last analysis in {self.root} has no {name} table: run rxradar analyze again")
-            tables[name] = pq.read_table(path)
-        return tables[name]
+            return pq.read_table(path)
+        return self._kept(name, read)
 
     # -- prescribers and pharmacies --------------------------------------------------------------
     def peer_groups(self, entity: str) -> list[str]:
-        name, _, _ = ENTITIES[entity]
-        return sorted(g for g in pc.unique(self.table(name)["peer_group"]).to_pylist() if g is not None)
+        return sorted(g for g in pc.unique(self.table(ENTITIES[entity].table)["peer_group"]).to_pylist()
+                      if g is not None)
 
-    def leads(self, entity: str, *, peer_group: str | None = None, flagged: bool = False, limit: int = 50,
+    def leads(self, entity: str, *, peer_group: str | None = None, flagged: bool = False, limit: int = PAGE_SIZE,
               offset: int = 0) -> Page:
         """Ranked rows (1 = strongest lead), optionally of one peer group or flagged only."""
-        name, _, _ = ENTITIES[entity]
-        t = self.table(name)
-        mask = None
-        if peer_group:
-            mask = pc.equal(t["peer_group"], peer_group)
-        if flagged:
-            has = flagged_mask(t)
-            mask = has if mask is None else pc.and_(mask, has)
-        if mask is not None:
-            t = t.filter(mask)
-        t = t.sort_by("rank")
+        t = ranked(self.table(ENTITIES[entity].table), peer_group=peer_group, flagged=flagged)
         return Page(t.num_rows, [clean(r) for r in t.slice(offset, limit).to_pylist()])
 
     def profile(self, entity: str, entity_id: str) -> dict | None:
@@ -148,16 +129,14 @@ class Results:
         deciles = self._deciles(group)
         declared = list(measures(kind))
         if kind == "prescriber":
-            declared += [Measure(id=f"patients_{i.id}", title=f"Patients: {i.title}", kind="value",
-                                 numerator=f"patients_{i.id}", citation=i.citation)
-                         for i in indicators() if i.kind == "flag" and f"patients_{i.id}_pctile" in row]
+            declared += [m for m in flag_measures(indicators()) if f"{m.id}_pctile" in row]
         out = []
         for m in declared:
             compared = row.get(f"{m.id}_eb", row.get(m.id))
             out.append({"id": m.id, "title": m.title, "kind": m.kind, "value": row.get(m.id),
                         "compared": compared, "percentile": row.get(f"{m.id}_pctile"), "weight": m.weight,
                         "citation": m.citation, "deciles": deciles.get(m.id),
-                        "shown": fmt_value(m, row.get(m.id)), "shown_compared": fmt_value(m, compared)})
+                        "shown": fmt_value(m.kind, row.get(m.id)), "shown_compared": fmt_value(m.kind, compared)})
         titles = {m.id: m.title for m in declared}
         profile = {"entity": kind, "id": entity_id, "row": row, "place": county_label(row.get("county_fips")),
                    "measures": out,
@@ -192,6 +171,9 @@ class Results:
         and those they could be worked out from, are None and named in ``suppressed``; rates on
         few events are named in ``unstable``. The counts of prescribers and pharmacies, flagged
         or not, come only with ``providers``: in a county with one prescriber they name them."""
+        return self._kept(("counties", providers), lambda: self._counties(providers))
+
+    def _counties(self, providers: bool) -> list[dict]:
         t = self.table("county_metrics")
         counts = [Count("patients", rate=RATES["patients"]),
                   Count("patients_at_risk", rate=RATES["patients_at_risk"], part_of="patients"),
@@ -212,9 +194,8 @@ class Results:
 
     # -- overview --------------------------------------------------------------------------------
     def summary(self) -> dict:
-        self.table("prescriber_metrics")  # raises NoAnalysis when there is none
+        flagged = {entity: count_flagged(self.table(e.table)) for entity, e in ENTITIES.items()}  # or NoAnalysis
         about = self.about
-        flagged = {entity: count_flagged(self.table(name)) for entity, (name, _, _) in ENTITIES.items()}
         # The workspace's location is the server's business, not the reader's.
         settings = {k: v for k, v in about.get("settings", {}).items() if k != "workspace"}
         return {"period": about["period"], "finished_at": about.get("finished_at"), "rows": about.get("rows", {}),

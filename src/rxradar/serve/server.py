@@ -43,11 +43,10 @@ def check_address(host: str, port: int) -> None:
                                  "choose another with --port") from None
 
 
-def demo_user(ws: Workspace, name: str = "demo") -> str:
+def demo_user(ws: Workspace, actor: str, name: str = "demo") -> str:
     """Give the demo's user (an administrator) a new random password, and return it."""
     password = secrets.token_urlsafe(12)
-    with ws.write_transaction():
-        set_user(ws.meta, name, "administrator", password)
+    set_user(ws, name, "administrator", password, actor=actor)
     return password
 
 
