@@ -1,11 +1,18 @@
 """Benchmark ASAP ingest: dispensations per second and peak memory, against a plain Python parser.
 
     .venv/bin/python bench/ingest.py [--dispensations 1000000] [--repeat N] [--only rxradar|baseline] [--steps]
+    .venv/bin/python bench/ingest.py --floor [--repeat N]
 
 Builds (once) a valid ASAP 4.2 file with real NDCs under bench/out/, then runs in separate
 processes (so peak memory is each one's own): ``rxradar ingest asap`` into a new workspace,
 and the line-by-line parser of bench/baseline_parser.py. Prints one line per method; with
 ``--steps``, also rxradar's heaviest engine steps (bench/engine_steps.py) in its best run.
+
+``--floor`` measures what any ingest of the file into the canonical tables must do at the least,
+on this machine, with nothing checked: start the engine (imports), split the file's segments
+(the native scanner), write its canonical ``dispensations`` and ``identities`` rows (computed
+beforehand, untimed, and held in the engine's memory) to Parquet, and take the keyed hash of each
+patient. Its sum bounds the rate any implementation on this engine can reach.
 """
 
 from __future__ import annotations
@@ -37,6 +44,38 @@ if method == "rxradar":
         [outcome] = ingest_files(ws, "asap", [path], load(workspace=work / "ws"))
     assert outcome.status == "ingested", outcome.message
     rows, steps, engine_s = outcome.rows["dispensations"], log.heaviest(), log.total()
+elif method == "floor":
+    import tempfile
+    from rxradar.engine import Engine
+    from rxradar.ingest.asap_scan import BatchScanner
+    from rxradar.ingest.pipeline import ingest_files
+    from rxradar.privacy import keyed_hashes
+    from rxradar.settings import load
+    from rxradar.workspace import Workspace
+    steps = [["imports", time.perf_counter() - start, 1]]
+    t = time.perf_counter()
+    scanner = BatchScanner(lambda taken: None, 1 << 40)
+    scanner.scan(path, path.name, 0)
+    scanner.take()
+    steps.append(["split segments (native scanner)", time.perf_counter() - t, 1])
+    with Workspace(work / "ws") as ws:  # the canonical rows, made untimed
+        [outcome] = ingest_files(ws, "asap", [path], load(workspace=work / "ws"))
+        files, key = ws.live_files(), ws.key
+    rows = outcome.rows["dispensations"]
+    with Engine(temp_directory=work / "tmp") as engine:
+        for table in ("dispensations", "identities"):
+            engine.materialize(table, "SELECT * FROM read_parquet($files)", {{"files": files[table]}})
+            t = time.perf_counter()
+            engine.copy_to_parquet(f"SELECT * FROM {{table}}", work / f"{{table}}.parquet")
+            steps.append([f"write {{table}}", time.perf_counter() - t, 1])
+        keys = engine.query("SELECT concat_ws('|', last_name, first_name, middle_name, birth_date, sex, zip) AS k "
+                            "FROM identities")["k"]
+    t = time.perf_counter()
+    keyed_hashes(key, keys)
+    steps.append(["keyed hash of each patient", time.perf_counter() - t, 1])
+    print(json.dumps({{"rows": rows, "seconds": sum(s[1] for s in steps), "steps": steps, "engine_s": 0,
+                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+    sys.exit(0)
 else:
     import baseline_parser
     rows = baseline_parser.parse(path, work / "baseline.parquet")
@@ -59,6 +98,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the best is reported")
     parser.add_argument("--only", choices=("baseline", "rxradar"), help="run one method (no ratio is printed)")
     parser.add_argument("--steps", action="store_true", help="also print rxradar's heaviest engine steps")
+    parser.add_argument("--floor", action="store_true",
+                        help="measure the least any ingest into the canonical tables must do (see above)")
     args = parser.parse_args()
     from asap_file import make_file
     from engine_steps import describe
@@ -70,6 +111,13 @@ def main() -> None:
     size_mb = path.stat().st_size / 1e6
     print(f"file: {path.name}, {size_mb:.0f} MB, {args.dispensations:,} dispensations")
     results = {}
+    if args.floor:
+        best = min((run("floor", path) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+        for label, seconds, _ in best["steps"]:
+            print(f"  {seconds:6.2f} s  {label}")
+        print(f"floor    {best['seconds']:7.2f} s  {best['rows'] / best['seconds']:>10,.0f} dispensations/s at most "
+              "(nothing checked; see --help)")
+        return
     for method in (args.only,) if args.only else ("baseline", "rxradar"):
         best = min((run(method, path) for _ in range(args.repeat)), key=lambda r: r["seconds"])
         results[method] = best
