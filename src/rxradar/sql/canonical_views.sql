@@ -4,11 +4,13 @@
 -- position in the file, so the order files are ingested in never decides the result.
 -- MME per day = strength per unit x quantity / days supply x factor (CDC 2017 file documentation).
 -- Almost every fill is reported once, so the ordering runs only over keys seen more than once
--- (found by a group-by on a 64-bit hash of the key, then compared exactly): a window over every
--- record would carry all their columns through a sort, minutes at 100M records.
+-- (found among the sorted 64-bit hashes of the keys, then compared exactly): a window over every
+-- record would carry all their columns through a sort, minutes at 100M records. Sorting the
+-- hashes takes about 10 s at 96.6M records where a group-by with as many groups takes 16 s.
 CREATE OR REPLACE VIEW dispensations AS
 WITH repeated AS (
-    SELECT hash(dispensation_id) AS h FROM dispensations_records GROUP BY 1 HAVING count(*) > 1
+    SELECT DISTINCT h FROM (SELECT hash(dispensation_id) AS h FROM dispensations_records)
+    QUALIFY h = lag(h) OVER (ORDER BY h)
 ), latest AS (
     SELECT * FROM dispensations_records WHERE hash(dispensation_id) NOT IN (SELECT h FROM repeated)
     UNION ALL
