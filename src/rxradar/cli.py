@@ -423,15 +423,19 @@ def users_add(name: Annotated[str, typer.Argument(help="user name (letters, digi
 
 @users_app.command("list")
 def users_list(workspace: WorkspaceOpt = None) -> None:
-    """Every dashboard user with their role."""
+    """Every dashboard user with their role and failed sign-ins in a row (a locked user is
+    unlocked by setting its password again with users add)."""
     from rxradar.serve.auth import users
+    from rxradar.serve.throttle import LOCK_AFTER, failed_sign_ins
 
     s, ws = _open(workspace)
     with ws:
-        rows = users(ws.meta)
-    table = Table("user", "role", "added")
+        rows, failures = users(ws.meta), failed_sign_ins(ws.meta)
+    table = Table("user", "role", "added", "failed sign-ins")
     for name, role, added in rows:
-        table.add_row(name, role, added[:19].replace("T", " "))
+        failed = failures.get(name, 0)
+        table.add_row(name, role, added[:19].replace("T", " "),
+                      f"{failed} (locked)" if failed >= LOCK_AFTER else str(failed))
     console.print(table if rows else "no dashboard users yet: rxradar users add NAME --role investigator")
 
 

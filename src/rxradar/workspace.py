@@ -72,6 +72,9 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE TABLE IF NOT EXISTS users (           -- who may use the dashboard (serve/auth.py)
     name TEXT PRIMARY KEY, role TEXT NOT NULL, salt BLOB NOT NULL, hash BLOB NOT NULL, created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sign_in_failures (  -- consecutive failed sign-ins per name (serve/throttle.py)
+    name TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_failed_at REAL NOT NULL
+);
 """
 
 

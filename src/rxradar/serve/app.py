@@ -24,9 +24,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rxradar import __version__
 from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
-from rxradar.serve.auth import Sessions, User, Verifier, account, audit_name, basic_credentials
+from rxradar.serve.auth import USER_NAME, Sessions, User, Verifier, account, audit_name, basic_credentials
 from rxradar.serve.rendering import environment
 from rxradar.serve.results import NoAnalysis, Results
+from rxradar.serve.throttle import LOCK_AFTER, Throttle, TooManyAttempts
 from rxradar.workspace import Workspace
 
 HERE = files("rxradar.serve")
@@ -45,12 +46,14 @@ class Forbidden(Exception):
 
 class Gate:
     """Every request's user (session cookie, else HTTP Basic) and what their role allows; each
-    view of prescriber or pharmacy leads is written to the workspace's audit log."""
+    view of prescriber or pharmacy leads is written to the workspace's audit log. Password
+    guessing is throttled (serve/throttle.py): an attempt that has to wait raises TooManyAttempts."""
 
-    def __init__(self, root: Path, sessions: Sessions | None = None):
+    def __init__(self, root: Path, sessions: Sessions | None = None, throttle: Throttle | None = None):
         self.root = root
         self.sessions = sessions or Sessions()
         self.verifier = Verifier()
+        self.throttle = throttle or Throttle()
 
     def user(self, request: Request, ws: Workspace) -> User | None:
         session = self.sessions.read(request.cookies.get(COOKIE))
@@ -61,18 +64,30 @@ class Gate:
         credentials = basic_credentials(request.headers.get("authorization"))
         if credentials is None:
             return None
-        user, proved_now = self.verifier.verify(ws.meta, *credentials)
+        user, proved_now = self._verify(ws, *credentials, _client(request), "api")
         if proved_now:  # a script's sign-in: audited when its password is checked, not on every call
             ws.audit(audit_name(credentials[0]), "login", "api", {"ok": user is not None})
         return user
 
-    def sign_in(self, name: str, password: str) -> tuple[User, str] | None:
+    def sign_in(self, name: str, password: str, client: str) -> tuple[User, str] | None:
         """The user these credentials prove, with their password fingerprint; None if they do
         not. Every attempt is audited."""
         with Workspace(self.root, create=False) as ws:
-            user, _ = self.verifier.verify(ws.meta, name, password)
+            user, _ = self._verify(ws, name, password, client, "dashboard")
             ws.audit(audit_name(name), "login", "dashboard", {"ok": user is not None})
             return account(ws.meta, user.name) if user else None
+
+    def _verify(self, ws: Workspace, name: str, password: str, client: str, via: str) -> tuple[User | None, bool]:
+        """Verifier.verify, once the throttle lets the attempt through; failures are counted, and
+        a name locked by one is audited."""
+        counted = name if USER_NAME.match(name) else None  # a name no user can have is not kept
+        self.throttle.check(ws.meta, counted, client)
+        user, proved_now = self.verifier.verify(ws.meta, name, password)
+        if user is not None:
+            self.throttle.succeeded(ws.meta, user.name)
+        elif self.throttle.failed(ws.meta, counted, client):
+            ws.audit(audit_name(name), "login_locked", via, {"failures": LOCK_AFTER})
+        return user, proved_now
 
     def require(self, request: Request, capability: str) -> User:
         with Workspace(self.root, create=False) as ws:
@@ -96,9 +111,10 @@ class Gate:
         ws.audit(user.name, "view", request.url.path, {"query": query} if query else None)
 
 
-def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessions | None = None) -> FastAPI:
+def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessions | None = None,
+               throttle: Throttle | None = None) -> FastAPI:
     results = Results(workspace, small_cell=small_cell)
-    gate = Gate(Path(workspace), sessions)
+    gate = Gate(Path(workspace), sessions, throttle)
     app = FastAPI(title="rxradar", version=__version__, docs_url=None, redoc_url=None,
                   description="Opioid prescribing surveillance: the last analysis of one rxradar workspace. "
                               "Prescribers, pharmacies and counties only; nothing patient-level. County counts "
@@ -137,6 +153,13 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
         wrong = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
         return answer(request, 422, "Not understood", wrong)
 
+    @app.exception_handler(TooManyAttempts)
+    async def too_many(request: Request, exc: TooManyAttempts):
+        response = answer(request, 429, "Too many failed sign-ins", str(exc))
+        if exc.retry_after:
+            response.headers["Retry-After"] = exc.retry_after
+        return response
+
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
         if request.url.path.startswith("/api/"):
@@ -153,7 +176,13 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
     async def login(request: Request):
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         name, target = form.get("name", ""), _local(form.get("next", "/"))
-        found = await run_in_threadpool(gate.sign_in, name, form.get("password", ""))  # scrypt: off the event loop
+        try:  # scrypt: off the event loop
+            found = await run_in_threadpool(gate.sign_in, name, form.get("password", ""), _client(request))
+        except TooManyAttempts as exc:
+            refused = page(request, "login.html", 429, next=target, refused=str(exc), name=name)
+            if exc.retry_after:
+                refused.headers["Retry-After"] = exc.retry_after
+            return refused
         if found is None:
             return page(request, "login.html", 401, next=target, failed=True, name=name)
         response = RedirectResponse(target, status_code=303)
@@ -171,6 +200,11 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
     api.add_routes(app, results, gate)  # before the pages: /{entity}/{entity_id} would take /api/...
     pages.add_routes(app, results, gate, page)
     return app
+
+
+def _client(request: Request) -> str:
+    """The address a request came from (the proxy's own, unless uvicorn trusts its forwarding headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 def _local(target: str) -> str:

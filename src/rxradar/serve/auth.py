@@ -63,7 +63,10 @@ def set_user(ws: Workspace, name: str, role: str, password: str, *, actor: str) 
         ws.meta.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
                         "role = excluded.role, salt = excluded.salt, hash = excluded.hash",
                         (name, role, salt, stored, now()))
-    ws.audit(actor, "user_set", name, {"role": role})
+        # A new password also unlocks the name and clears its failed sign-ins (serve/throttle.py).
+        cleared = ws.meta.execute("DELETE FROM sign_in_failures WHERE name = ? RETURNING failures",
+                                  (name,)).fetchone()
+    ws.audit(actor, "user_set", name, {"role": role, **({"failed_sign_ins_cleared": cleared[0]} if cleared else {})})
 
 
 def remove_user(ws: Workspace, name: str, *, actor: str) -> bool:
