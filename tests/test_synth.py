@@ -253,6 +253,18 @@ def test_scale_presets_promise_sizes():
         for_scale("huge")
 
 
+def test_more_persons_than_the_state_has_residents_is_warned_with_states_that_fit():
+    from rxradar.synth.population import overpopulated
+
+    assert overpopulated(for_scale("medium")) is None  # 500,000 of West Virginia's 1,792,147
+    assert overpopulated(for_scale("large", state="OH")) is None
+    # The 2019 estimates: North Carolina 10,488,084, Georgia 10,617,423, Ohio 11,689,100.
+    assert overpopulated(for_scale("large")) == (
+        "10,000,000 persons is more than WV's 1,792,147 residents (2019), so rates per resident will come out "
+        "impossible; states with as many people: NC, GA, OH (--state)")
+    assert overpopulated(for_scale("large", persons=40_000_000)).endswith("will come out impossible")
+
+
 def test_dispensations_per_person_match_the_presets():
     default_period = build_world(SynthConfig(persons=5_000, seed=3))
     per_person = default_period.fills.num_rows / 5_000

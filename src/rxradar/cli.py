@@ -331,6 +331,7 @@ def synth(
 
     from rxradar.synth.build import synthesize
     from rxradar.synth.config import for_scale
+    from rxradar.synth.population import overpopulated
 
     try:
         config = for_scale(scale, state=state.upper(), seed=seed, start=date.fromisoformat(start),
@@ -338,6 +339,8 @@ def synth(
         if scale == "large" and fmt == "asap" and not persons:
             raise ValueError("the large scale is written as --format parquet only (100M dispensations of ASAP text "
                              "would take hours to write and ingest)")
+        if warning := overpopulated(config):
+            err.print(f"[yellow]warning:[/yellow] {warning}")
         with console.status("building the state") as status:
             summary = synthesize(config, out, fmt, step=lambda msg: status.update(msg))
     except ValueError as exc:

@@ -32,6 +32,20 @@ def county_table(config: SynthConfig) -> pa.Table:
     return table.append_column("zips", pa.array(zips, pa.list_(pa.string())))
 
 
+def overpopulated(config: SynthConfig) -> str | None:
+    """Why a state of this many persons would mislead, if it would: more persons than the real
+    state's residents make every rate per resident impossible (the dashboard's county rates use
+    the census population). None when the persons fit."""
+    totals = counties().group_by("state").aggregate([("pop2019", "sum")]).to_pylist()
+    residents = {row["state"]: row["pop2019_sum"] or 0 for row in totals}
+    if config.persons <= residents[config.state]:
+        return None
+    larger = sorted((pop, state) for state, pop in residents.items() if pop >= config.persons)[:3]
+    return (f"{config.persons:,} persons is more than {config.state}'s {residents[config.state]:,} residents (2019), "
+            "so rates per resident will come out impossible"
+            + (f"; states with as many people: {', '.join(state for _, state in larger)} (--state)" if larger else ""))
+
+
 def make_persons(config: SynthConfig, rng: np.random.Generator, county: pa.Table) -> pa.Table:
     n = config.persons
     fips = county["fips"].to_pylist()
