@@ -357,7 +357,11 @@ PortOpt = Annotated[int, typer.Option(help="port to listen on")]
 
 
 @app.command("serve")
-def serve(workspace: WorkspaceOpt = None, host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
+def serve(workspace: WorkspaceOpt = None, host: HostOpt = "127.0.0.1", port: PortOpt = 8000,
+          forwarded_allow_ips: Annotated[Optional[str], typer.Option(
+              help="addresses of the reverse proxies in front (comma-separated) whose X-Forwarded-For names "
+                   "the client, for the sign-in limits per address; by default no header is believed")] = None,
+          ) -> None:
     """The dashboard (maps, leads, profiles against peer deciles) and its JSON API, until Ctrl+C."""
     import getpass
 
@@ -366,7 +370,8 @@ def serve(workspace: WorkspaceOpt = None, host: HostOpt = "127.0.0.1", port: Por
     s, ws = _open(workspace)
     with ws:
         try:
-            run(ws, s, host=host, port=port, actor=getpass.getuser(), say=console.print,
+            run(ws, s, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, actor=getpass.getuser(),
+                say=console.print,
                 warn=lambda text: err.print(f"[yellow]warning:[/yellow] {text}"))
         except AddressUnavailable as exc:
             err.print(f"[red]error:[/red] {exc}")
@@ -433,7 +438,7 @@ def users_list(workspace: WorkspaceOpt = None) -> None:
 
     s, ws = _open(workspace)
     with ws:
-        rows, failures = users(ws.meta), failed_sign_ins(ws.meta)
+        rows, failures = users(ws.meta), failed_sign_ins(ws)
     table = Table("user", "role", "added", "failed sign-ins")
     for name, role, added in rows:
         failed = failures.get(name, 0)

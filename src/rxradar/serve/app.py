@@ -8,6 +8,7 @@ CDN, so they are off; ``/api`` lists the endpoints from the OpenAPI description 
 
 from __future__ import annotations
 
+import sqlite3
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qs, quote
@@ -27,7 +28,7 @@ from rxradar.serve import api, pages
 from rxradar.serve.auth import USER_NAME, Sessions, User, Verifier, account, audit_name, basic_credentials
 from rxradar.serve.rendering import environment
 from rxradar.serve.results import NoAnalysis, Results
-from rxradar.serve.throttle import LOCK_AFTER, Throttle, TooManyAttempts
+from rxradar.serve.throttle import FREE_FAILURES, LOCK_AFTER, Throttle, TooManyAttempts
 from rxradar.workspace import Workspace
 
 HERE = files("rxradar.serve")
@@ -36,6 +37,12 @@ COOKIE = "rxradar_session"
 
 class LoginRequired(Exception):
     """No valid session or credentials."""
+
+
+class Busy(Exception):
+    """The workspace's metadata database stayed locked (a long write elsewhere): try again."""
+
+    RETRY_SECONDS = 5
 
 
 class Forbidden(Exception):
@@ -64,29 +71,40 @@ class Gate:
         credentials = basic_credentials(request.headers.get("authorization"))
         if credentials is None:
             return None
-        user, proved_now = self._verify(ws, *credentials, _client(request), "api")
+        client = _client(request)
+        user, proved_now = self._verify(ws, *credentials, client, "api")
         if proved_now:  # a script's sign-in: audited when its password is checked, not on every call
-            ws.audit(audit_name(credentials[0]), "login", "api", {"ok": user is not None})
+            ws.audit(audit_name(credentials[0]), "login", "api", {"ok": user is not None, "client": client})
         return user
 
     def sign_in(self, name: str, password: str, client: str) -> tuple[User, str] | None:
         """The user these credentials prove, with their password fingerprint; None if they do
-        not. Every attempt is audited."""
+        not. Every attempt the throttle lets through is audited, with its client's address."""
         with Workspace(self.root, create=False) as ws:
             user, _ = self._verify(ws, name, password, client, "dashboard")
-            ws.audit(audit_name(name), "login", "dashboard", {"ok": user is not None})
+            ws.audit(audit_name(name), "login", "dashboard", {"ok": user is not None, "client": client})
             return account(ws.meta, user.name) if user else None
 
     def _verify(self, ws: Workspace, name: str, password: str, client: str, via: str) -> tuple[User | None, bool]:
-        """Verifier.verify, once the throttle lets the attempt through; failures are counted, and
-        a name locked by one is audited."""
+        """Verifier.verify under the throttle (serve/throttle.py): a password proved before only
+        has to be let through; any other is counted as a guess before scrypt runs. The start of a
+        name's waits and its lock are audited."""
         counted = name if USER_NAME.match(name) else None  # a name no user can have is not kept
-        self.throttle.check(ws.meta, counted, client)
-        user, proved_now = self.verifier.verify(ws.meta, name, password)
-        if user is not None:
-            self.throttle.succeeded(ws.meta, user.name)
-        elif self.throttle.failed(ws.meta, counted, client):
-            ws.audit(audit_name(name), "login_locked", via, {"failures": LOCK_AFTER})
+        try:
+            self.throttle.check(ws, counted, client)
+            user = self.verifier.remembered(ws.meta, name, password)
+            if user is not None:
+                self.throttle.succeeded(ws, user.name, client)
+                return user, False
+            failures = self.throttle.attempt(ws, counted, client)
+            user, proved_now = self.verifier.verify(ws.meta, name, password)
+            if user is not None:
+                self.throttle.succeeded(ws, user.name, client)
+        except sqlite3.OperationalError as exc:  # "database is locked": refuse rather than not count
+            raise Busy() from exc
+        if user is None and failures in (FREE_FAILURES, LOCK_AFTER):
+            ws.audit(audit_name(name), "login_locked" if failures == LOCK_AFTER else "login_throttled", via,
+                     {"failures": failures, "client": client})
         return user, proved_now
 
     def require(self, request: Request, capability: str) -> User:
@@ -160,6 +178,12 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
             response.headers["Retry-After"] = exc.retry_after
         return response
 
+    @app.exception_handler(Busy)
+    async def busy(request: Request, exc: Busy):
+        response = answer(request, 503, "Busy", "the workspace is busy with another write; try again in a few seconds")
+        response.headers["Retry-After"] = str(Busy.RETRY_SECONDS)
+        return response
+
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
         if request.url.path.startswith("/api/"):
@@ -183,6 +207,11 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
             if exc.retry_after:
                 refused.headers["Retry-After"] = exc.retry_after
             return refused
+        except Busy:
+            busy = page(request, "login.html", 503, next=target, name=name,
+                        refused="the workspace is busy with another write; try again in a few seconds")
+            busy.headers["Retry-After"] = str(Busy.RETRY_SECONDS)
+            return busy
         if found is None:
             return page(request, "login.html", 401, next=target, failed=True, name=name)
         response = RedirectResponse(target, status_code=303)
@@ -203,7 +232,8 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
 
 
 def _client(request: Request) -> str:
-    """The address a request came from (the proxy's own, unless uvicorn trusts its forwarding headers)."""
+    """The address a request came from: a reverse proxy's own, unless ``rxradar serve
+    --forwarded-allow-ips`` names the proxy, whose X-Forwarded-For then says."""
     return request.client.host if request.client else "unknown"
 
 

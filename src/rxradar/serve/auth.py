@@ -113,6 +113,14 @@ class Verifier:
         with self._slots:
             return _hash(password, salt)
 
+    def remembered(self, meta: sqlite3.Connection, name: str, password: str) -> User | None:
+        """The user, if these credentials were proved before for the password stored now."""
+        row = meta.execute("SELECT role, hash FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        key = (name, hashlib.sha256(password.encode("utf-8")).digest(), row[1])
+        return User(name, row[0]) if key in self._proved else None
+
     def verify(self, meta: sqlite3.Connection, name: str, password: str) -> tuple[User | None, bool]:
         """The user these credentials prove (or None), and whether scrypt proved them just now
         (False when remembered)."""

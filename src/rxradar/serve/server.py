@@ -51,15 +51,21 @@ def demo_user(ws: Workspace, actor: str, name: str = "demo") -> str:
 
 
 def serve(ws: Workspace, settings: Settings, *, host: str, port: int, actor: str,
-          say: Callable[[str], None], warn: Callable[[str], None]) -> None:
+          say: Callable[[str], None], warn: Callable[[str], None], forwarded_allow_ips: str | None = None) -> None:
     """Serve the dashboard and API over the workspace's last analysis until interrupted. The start
-    is audited (who, where); uvicorn's access log stays off, so no request reaches a log."""
+    is audited (who, where); uvicorn's access log stays off, so no request reaches a log.
+
+    X-Forwarded-For is believed only from ``forwarded_allow_ips`` (the reverse proxies in front):
+    uvicorn's default believes any client on this machine, which could then pose as any address
+    to the sign-in limits."""
     check_address(host, port)
     if not users(ws.meta):
         warn("this workspace has no dashboard users yet: add one with rxradar users add NAME --role investigator")
     if not loopback(host):
         warn(f"{host}:{port} is reachable from other machines: serve it behind TLS (a reverse proxy), as "
              "passwords and leads would otherwise cross the network in clear")
-    ws.audit(actor, "serve", "dashboard", {"host": host, "port": port})
+    ws.audit(actor, "serve", "dashboard", {"host": host, "port": port,
+                                           **({"forwarded_allow_ips": forwarded_allow_ips} if forwarded_allow_ips else {})})
     say(f"dashboard of {ws.root} at {url(host, port)} (API: /api, OpenAPI: /openapi.json); Ctrl+C stops it")
-    uvicorn.run(create_app(ws.root, small_cell=settings.small_cell), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(ws.root, small_cell=settings.small_cell), host=host, port=port, log_level="warning",
+                proxy_headers=forwarded_allow_ips is not None, forwarded_allow_ips=forwarded_allow_ips)

@@ -2,40 +2,45 @@
 
 NIST SP 800-63B (rev. 3 §5.2.2, rev. 4 §3.2.2) asks a verifier to allow no more than 100
 consecutive failed sign-ins on an account, and to make a client wait longer after each failure.
-rxradar counts failures in three ways:
+rxradar applies three limits:
 
 * **Per name.** After FREE_FAILURES consecutive failures, the next attempt on that name has to
   wait. The wait starts at FIRST_WAIT_SECONDS and doubles with each further failure, up to
   MAX_WAIT_SECONDS.
 * **Lock.** A name with LOCK_AFTER consecutive failures is locked: no password opens it until an
   administrator sets one again (``rxradar users add``).
-* **Per client address.** An address with more than CLIENT_FAILURES failures within
-  CLIENT_WINDOW_SECONDS has to wait until the window passes. This catches one password tried
-  across many names.
+* **Per client address.** An address whose failures within CLIENT_WINDOW_SECONDS span
+  CLIENT_NAMES different names has to wait until the window passes. This catches one password
+  tried across many names. It counts names, not failures, so colleagues behind one address who
+  mistype their own passwords do not shut each other out.
 
-The counts per name are kept in the workspace, so a restart does not clear them. They are kept
-whether or not the name belongs to a user, so the answers never tell which names exist. A name
-that belongs to no user is forgotten FORGET_UNKNOWN_SECONDS after its last failure. A successful
-sign-in clears its name's count. An attempt that has to wait is refused before its password is
-checked, so it costs no scrypt.
+An attempt is counted as failed before its password is checked. A right password then clears
+the count, so attempts made at the same moment each wait their turn. An attempt that has to wait
+is refused before its password is checked (it costs no scrypt). Refusals are counted but not
+audited, so a flood of them cannot fill the audit log. The counts per name are kept in the
+workspace, so a restart does not clear them. They are kept whether or not the name belongs to a
+user, and any count below the lock is forgotten FORGET_SECONDS after its last failure, so the
+answers never tell which names exist.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
+
+from rxradar.workspace import Workspace
 
 FREE_FAILURES = 5
 FIRST_WAIT_SECONDS = 2.0
 MAX_WAIT_SECONDS = 15 * 60.0
 LOCK_AFTER = 100  # NIST SP 800-63B: no more than 100 consecutive failed attempts on one account
-CLIENT_FAILURES = 30
+CLIENT_NAMES = 10
 CLIENT_WINDOW_SECONDS = 3600.0
-FORGET_UNKNOWN_SECONDS = 30 * 86400.0
+FORGET_SECONDS = 30 * 86400.0
+FORGET_EVERY_SECONDS = 300.0  # how often forgotten counts are deleted (a scan of the table)
 MAX_CLIENTS = 10_000  # addresses remembered at once; the quietest are forgotten first
+NOT_A_NAME = "(not a user name)"  # how names no user can have are counted for their address
 
 
 class TooManyAttempts(Exception):
@@ -64,76 +69,82 @@ def wait_after(failures: int) -> float:
 
 
 class Throttle:
-    """Counts failed sign-ins by name (in the workspace's ``sign_in_failures``) and by client
-    address (in memory, for the server's life), and refuses attempts that have to wait."""
+    """Counts failed sign-ins by name (in the workspace's ``sign_in_failures``) and the names each
+    client address failed on (in memory, for the server's life), and refuses attempts that have
+    to wait. A name no user can have is passed as None: it is counted for its address only."""
 
     def __init__(self, clock: Callable[[], float] = time.time):
         self.clock = clock
-        self._clients: dict[str, deque[float]] = {}
+        self._clients: dict[str, dict[str, float]] = {}  # address -> {name: its last failure}
         self._lock = threading.Lock()
+        self._forgotten_at = float("-inf")
 
-    def check(self, meta: sqlite3.Connection, name: str | None, client: str) -> None:
-        """Raise TooManyAttempts if an attempt on ``name`` (None: one no user can have) from
-        ``client`` has to wait now."""
+    def check(self, ws: Workspace, name: str | None, client: str) -> None:
+        """Raise TooManyAttempts if an attempt on ``name`` from ``client`` has to wait now. Reads
+        only: for a password the server already proved, which is never a guess to count."""
         now = self.clock()
-        row = None if name is None else meta.execute(
-            "SELECT failures, last_failed_at FROM sign_in_failures WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            failures, last = row
-            if failures >= LOCK_AFTER:
-                raise TooManyAttempts(None)
-            if (left := last + wait_after(failures) - now) > 0:
-                raise TooManyAttempts(left)
+        self._check_name(ws, name, now)
         with self._lock:
-            recent = self._recent(client, now)
-            if recent is not None and len(recent) >= CLIENT_FAILURES:
-                raise TooManyAttempts(recent[0] + CLIENT_WINDOW_SECONDS - now)
+            self._check_client(client, now)
 
-    def failed(self, meta: sqlite3.Connection, name: str | None, client: str) -> bool:
-        """Count a failed attempt; ``name`` None when it could never be a user's. True when this
-        failure locked the name."""
+    def attempt(self, ws: Workspace, name: str | None, client: str) -> int:
+        """Let an attempt through, counted as failed until :meth:`succeeded` says otherwise, or
+        raise TooManyAttempts. Returns the name's consecutive failures with this one (0 for None)."""
         now = self.clock()
         with self._lock:
-            recent = self._recent(client, now)
-            if recent is None:
-                if len(self._clients) >= MAX_CLIENTS:
-                    quietest = min(self._clients, key=lambda c: self._clients[c][-1])
-                    del self._clients[quietest]
-                recent = self._clients[client] = deque()
-            recent.append(now)
+            self._check_client(client, now)
+            if client not in self._clients and len(self._clients) >= MAX_CLIENTS:
+                quietest = min(self._clients, key=lambda c: max(self._clients[c].values()))
+                del self._clients[quietest]
+            self._clients.setdefault(client, {})[name or NOT_A_NAME] = now
         if name is None:
-            return False
-        # One statement counts the failure, so attempts at the same time each count.
-        failures = meta.execute(
-            "INSERT INTO sign_in_failures VALUES (?, 1, ?) ON CONFLICT (name) DO UPDATE SET "
-            "failures = failures + 1, last_failed_at = excluded.last_failed_at RETURNING failures",
-            (name, now)).fetchone()[0]
-        meta.execute("DELETE FROM sign_in_failures WHERE last_failed_at < ? AND name NOT IN (SELECT name FROM users)",
-                     (now - FORGET_UNKNOWN_SECONDS,))
-        return failures == LOCK_AFTER
+            return 0
+        with ws.write_transaction():  # check and count as one step: a parallel attempt sees this one
+            self._check_name(ws, name, now)
+            failures = ws.meta.execute(
+                "INSERT INTO sign_in_failures VALUES (?, 1, ?) ON CONFLICT (name) DO UPDATE SET "
+                "failures = failures + 1, last_failed_at = excluded.last_failed_at RETURNING failures",
+                (name, now)).fetchone()[0]
+        if now - self._forgotten_at > FORGET_EVERY_SECONDS:
+            self._forgotten_at = now
+            ws.meta.execute("DELETE FROM sign_in_failures WHERE last_failed_at < ? AND failures < ?",
+                            (now - FORGET_SECONDS, LOCK_AFTER))
+        return failures
 
-    @staticmethod
-    def succeeded(meta: sqlite3.Connection, name: str) -> None:
+    def succeeded(self, ws: Workspace, name: str, client: str) -> None:
         """A sign-in proved its password: its name starts counting again from nothing."""
-        if meta.execute("SELECT 1 FROM sign_in_failures WHERE name = ?", (name,)).fetchone():
-            meta.execute("DELETE FROM sign_in_failures WHERE name = ?", (name,))
+        with self._lock:
+            self._clients.get(client, {}).pop(name, None)
+        if ws.meta.execute("SELECT 1 FROM sign_in_failures WHERE name = ?", (name,)).fetchone():
+            ws.meta.execute("DELETE FROM sign_in_failures WHERE name = ?", (name,))
 
-    def _recent(self, client: str, now: float) -> deque[float] | None:
-        """The client's failures within the window (older ones dropped); None if it has none."""
-        recent = self._clients.get(client)
-        if recent is None:
-            return None
-        while recent and recent[0] <= now - CLIENT_WINDOW_SECONDS:
-            recent.popleft()
-        if not recent:
+    def _check_name(self, ws: Workspace, name: str | None, now: float) -> None:
+        row = None if name is None else ws.meta.execute(
+            "SELECT failures, last_failed_at FROM sign_in_failures WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return
+        failures, last = row
+        if failures >= LOCK_AFTER:
+            raise TooManyAttempts(None)
+        wait = wait_after(failures)
+        if (left := last + wait - now) > 0:
+            raise TooManyAttempts(min(left, wait))  # a clock set back never makes the wait longer
+
+    def _check_client(self, client: str, now: float) -> None:
+        names = self._clients.get(client)
+        if names is None:
+            return
+        for name in [n for n, at in names.items() if at <= now - CLIENT_WINDOW_SECONDS]:
+            del names[name]
+        if not names:
             del self._clients[client]
-            return None
-        return recent
+        elif len(names) >= CLIENT_NAMES:
+            raise TooManyAttempts(min(min(names.values()) + CLIENT_WINDOW_SECONDS - now, CLIENT_WINDOW_SECONDS))
 
 
-def failed_sign_ins(meta: sqlite3.Connection) -> dict[str, int]:
-    """Consecutive failed sign-ins of each name that has any."""
-    return dict(meta.execute("SELECT name, failures FROM sign_in_failures").fetchall())
+def failed_sign_ins(ws: Workspace) -> dict[str, int]:
+    """Consecutive failed sign-ins of each user that has any."""
+    return dict(ws.meta.execute("SELECT name, failures FROM sign_in_failures JOIN users USING (name)").fetchall())
 
 
 def _duration(seconds: float) -> str:
