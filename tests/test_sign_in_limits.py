@@ -31,7 +31,7 @@ class Clock:
         return self.at
 
 
-def outcome(throttle: Throttle, ws: Workspace, name: str | None, client: str) -> float | str | None:
+def outcome(throttle: Throttle, ws: Workspace, name: str, client: str) -> float | str | None:
     """What check says: None (go ahead), the seconds to wait, or 'locked'."""
     try:
         throttle.check(ws, name, client)
@@ -40,7 +40,7 @@ def outcome(throttle: Throttle, ws: Workspace, name: str | None, client: str) ->
     return None
 
 
-def fail(throttle: Throttle, ws: Workspace, name: str | None, client: str) -> int:
+def fail(throttle: Throttle, ws: Workspace, name: str, client: str) -> int:
     """An attempt whose password turns out wrong: counted, never cleared."""
     return throttle.attempt(ws, name, client)
 
@@ -122,11 +122,62 @@ def test_one_address_failing_on_many_names_waits_for_its_window(tmp_path):
             fail(throttle, ws, f"name{n}", "10.0.0.9")  # the same name twice is still one name
             clock.at += 60
         assert outcome(throttle, ws, "name0", "10.0.0.9") is None
-        fail(throttle, ws, None, "10.0.0.9")  # names no user can have count for the address too
+        fail(throttle, ws, "name-last", "10.0.0.9")
         assert outcome(throttle, ws, "name-new", "10.0.0.9") == CLIENT_WINDOW_SECONDS - 60 * (CLIENT_NAMES - 1)
         assert outcome(throttle, ws, "name-new", "10.0.0.10") is None  # another address is not held up
         clock.at += CLIENT_WINDOW_SECONDS - 60 * (CLIENT_NAMES - 1)  # the first name leaves the window
         assert outcome(throttle, ws, "name-new", "10.0.0.9") is None
+
+
+def test_ipv6_clients_are_counted_by_network():
+    from rxradar.serve.throttle import client_key
+
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:10.0.0.1") == client_key("10.0.0.1") == "10.0.0.1"
+    assert client_key("testclient") == "testclient"
+
+
+def test_a_remembered_password_is_no_shortcut_for_guessing(tmp_path):
+    """A script's password, once proved, is remembered; guessing at its name stays limited, and
+    the script's calls never clear the guesser's count."""
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ivy", "investigator", PASSWORD, actor="test")
+    gate = Gate(tmp_path, throttle=Throttle(Clock()))
+    assert gate.sign_in("ivy", PASSWORD, "10.0.0.1") is not None  # proved by scrypt, now remembered
+    with Workspace(tmp_path) as ws:
+        ws.meta.execute("INSERT INTO sign_in_failures VALUES ('ivy', 20, 0)")  # a wait just over
+    tried = []
+    remembered = gate.verifier.remembered
+    gate.verifier.remembered = lambda meta, name, password: tried.append(password) or remembered(meta, name, password)
+    start = threading.Barrier(20)
+
+    def guess(k: int) -> str:
+        start.wait()
+        try:
+            return "in" if gate.sign_in("ivy", f"guess-number-{k}", f"10.0.2.{k}") else "checked"
+        except TooManyAttempts:
+            return "refused"
+
+    with ThreadPoolExecutor(20) as pool:
+        assert sorted(pool.map(guess, range(20))) == ["checked"] + ["refused"] * 19
+    assert len(tried) == 1  # not even the memory of a proved password was asked more than once
+    clock = gate.throttle.clock
+    clock.at += wait_after(21)
+    assert gate.sign_in("ivy", PASSWORD, "10.0.0.1") is not None  # remembered: let through, not counted...
+    with Workspace(tmp_path) as ws:
+        assert ws.meta.execute("SELECT failures FROM sign_in_failures").fetchall() == [(21,)]  # ...nor cleared
+
+
+def test_names_no_user_can_have_are_refused_unchecked(tmp_path):
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ivy", "investigator", PASSWORD, actor="test")
+    gate = Gate(tmp_path, throttle=Throttle(Clock()))
+    gate.verifier._scrypt = lambda password, salt: pytest.fail("scrypt ran for a name no user can have")
+    for name in ("x" * 65, "ivy\n", "ivy smith", ""):
+        assert gate.sign_in(name, PASSWORD, "10.0.0.1") is None
+    with Workspace(tmp_path) as ws:
+        assert ws.meta.execute("SELECT count(*) FROM audit_log WHERE action LIKE 'login%'").fetchone() == (0,)
 
 
 def test_attempts_at_the_same_moment_each_wait_their_turn(tmp_path):

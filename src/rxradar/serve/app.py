@@ -9,6 +9,8 @@ CDN, so they are off; ``/api`` lists the endpoints from the OpenAPI description 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qs, quote
@@ -25,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rxradar import __version__
 from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
-from rxradar.serve.auth import USER_NAME, Sessions, User, Verifier, account, audit_name, basic_credentials
+from rxradar.serve.auth import Sessions, User, Verifier, account, basic_credentials, is_user_name
 from rxradar.serve.rendering import environment
 from rxradar.serve.results import NoAnalysis, Results
 from rxradar.serve.throttle import FREE_FAILURES, LOCK_AFTER, Throttle, TooManyAttempts
@@ -69,41 +71,41 @@ class Gate:
             # A removed user, or one whose password changed since, has no session any more.
             return found[0] if found and found[1] == session[1] else None
         credentials = basic_credentials(request.headers.get("authorization"))
-        if credentials is None:
-            return None
-        client = _client(request)
-        user, proved_now = self._verify(ws, *credentials, client, "api")
-        if proved_now:  # a script's sign-in: audited when its password is checked, not on every call
-            ws.audit(audit_name(credentials[0]), "login", "api", {"ok": user is not None, "client": client})
+        if credentials is None or not is_user_name(credentials[0]):
+            return None  # a name no user can have is refused unchecked (and unlogged: it would cost nothing)
+        name, client = credentials[0], _client(request)
+        with _busy_when_locked():
+            user, proved_now = self._verify(ws, name, credentials[1], client, "api")
+            if proved_now:  # a script's sign-in: audited when its password is checked, not on every call
+                ws.audit(name, "login", "api", {"ok": user is not None, "client": client})
         return user
 
     def sign_in(self, name: str, password: str, client: str) -> tuple[User, str] | None:
         """The user these credentials prove, with their password fingerprint; None if they do
         not. Every attempt the throttle lets through is audited, with its client's address."""
-        with Workspace(self.root, create=False) as ws:
+        if not is_user_name(name):
+            return None
+        with Workspace(self.root, create=False) as ws, _busy_when_locked():
             user, _ = self._verify(ws, name, password, client, "dashboard")
-            ws.audit(audit_name(name), "login", "dashboard", {"ok": user is not None, "client": client})
+            ws.audit(name, "login", "dashboard", {"ok": user is not None, "client": client})
             return account(ws.meta, user.name) if user else None
 
     def _verify(self, ws: Workspace, name: str, password: str, client: str, via: str) -> tuple[User | None, bool]:
-        """Verifier.verify under the throttle (serve/throttle.py): a password proved before only
-        has to be let through; any other is counted as a guess before scrypt runs. The start of a
-        name's waits and its lock are audited."""
-        counted = name if USER_NAME.match(name) else None  # a name no user can have is not kept
-        try:
-            self.throttle.check(ws, counted, client)
+        """Verifier.verify under the throttle (serve/throttle.py): a password the server proved
+        before is let through without counting, any other is counted as a failure before scrypt
+        runs, and only scrypt proving it clears the count. The start of a name's waits and its
+        lock are audited."""
+        with self.throttle.serial(name):
+            self.throttle.check(ws, name, client)
             user = self.verifier.remembered(ws.meta, name, password)
             if user is not None:
-                self.throttle.succeeded(ws, user.name, client)
                 return user, False
-            failures = self.throttle.attempt(ws, counted, client)
-            user, proved_now = self.verifier.verify(ws.meta, name, password)
-            if user is not None:
-                self.throttle.succeeded(ws, user.name, client)
-        except sqlite3.OperationalError as exc:  # "database is locked": refuse rather than not count
-            raise Busy() from exc
-        if user is None and failures in (FREE_FAILURES, LOCK_AFTER):
-            ws.audit(audit_name(name), "login_locked" if failures == LOCK_AFTER else "login_throttled", via,
+            failures = self.throttle.attempt(ws, name, client)
+        user, proved_now = self.verifier.verify(ws.meta, name, password)
+        if user is not None and proved_now:
+            self.throttle.succeeded(ws, name, client)
+        elif user is None and failures in (FREE_FAILURES, LOCK_AFTER):
+            ws.audit(name, "login_locked" if failures == LOCK_AFTER else "login_throttled", via,
                      {"failures": failures, "client": client})
         return user, proved_now
 
@@ -229,6 +231,15 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
     api.add_routes(app, results, gate)  # before the pages: /{entity}/{entity_id} would take /api/...
     pages.add_routes(app, results, gate, page)
     return app
+
+
+@contextmanager
+def _busy_when_locked() -> Iterator[None]:
+    """Metadata writes that found the database locked (a long write elsewhere) answer Busy."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise Busy() from exc
 
 
 def _client(request: Request) -> str:

@@ -33,7 +33,7 @@ SCRYPT = {"n": 2**17, "r": 8, "p": 1, "maxmem": 2**28, "dklen": 32}
 SCRYPT_AT_ONCE = 2
 SESSION_SECONDS = 8 * 3600  # a working day; sessions also end when the server stops
 MIN_PASSWORD = 10  # NIST SP 800-63B: at least 8; rxradar asks a little more of people guarding PDMP data
-USER_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")  # the whole name (fullmatch)
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _hash(password: str, salt: bytes) -> bytes:
 
 def set_user(ws: Workspace, name: str, role: str, password: str, *, actor: str) -> None:
     """Add a user, or give an existing one this role and password; audited with who did it."""
-    if not USER_NAME.match(name):
+    if not is_user_name(name):
         raise ValueError(f"user name {name!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
     if role not in ROLES:
         raise ValueError(f"role {role!r}: choose one of {', '.join(ROLES)}")
@@ -94,10 +94,9 @@ def fingerprint(stored: bytes) -> str:
     return hashlib.sha256(stored).hexdigest()[:16]
 
 
-def audit_name(name: str) -> str:
-    """A name as the audit log may keep it: a claimed user name, or a note that it was not one
-    (a client chooses it: no unbounded or odd text in the log)."""
-    return name if USER_NAME.match(name) else "(not a user name)"
+def is_user_name(name: str) -> bool:
+    """Whether a user could have this name (set_user refuses any other)."""
+    return USER_NAME.fullmatch(name) is not None
 
 
 class Verifier:

@@ -14,20 +14,28 @@ rxradar applies three limits:
   tried across many names. It counts names, not failures, so colleagues behind one address who
   mistype their own passwords do not shut each other out.
 
-An attempt is counted as failed before its password is checked. A right password then clears
-the count, so attempts made at the same moment each wait their turn. An attempt that has to wait
-is refused before its password is checked (it costs no scrypt). Refusals are counted but not
-audited, so a flood of them cannot fill the audit log. The counts per name are kept in the
-workspace, so a restart does not clear them. They are kept whether or not the name belongs to a
-user, and any count below the lock is forgotten FORGET_SECONDS after its last failure, so the
-answers never tell which names exist.
+An attempt is counted as failed before its password is checked, so attempts made at the same
+moment each wait their turn; only a password that scrypt has just proved clears the count (a
+script reusing a password the server already knows never does, or its calls would reset the
+count of someone guessing at its name). The steps up to that count run one name at a time (see
+:meth:`Throttle.serial`), so not even a password the server remembers can be tried while a wait
+is due. An attempt that has to wait is refused before its password is checked (it costs no
+scrypt). Refusals are counted but not audited, so a flood of them cannot fill the audit log. The
+counts per name are kept in the workspace, so a restart does not clear them. They are kept
+whether or not the name belongs to a user, and any count below the lock is forgotten
+FORGET_SECONDS after its last failure, so the answers never tell which names exist. Addresses
+are counted as they are for IPv4, and by their /64 network for IPv6 (one host has many).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rxradar.workspace import Workspace
 
@@ -39,8 +47,9 @@ CLIENT_NAMES = 10
 CLIENT_WINDOW_SECONDS = 3600.0
 FORGET_SECONDS = 30 * 86400.0
 FORGET_EVERY_SECONDS = 300.0  # how often forgotten counts are deleted (a scan of the table)
-MAX_CLIENTS = 10_000  # addresses remembered at once; the quietest are forgotten first
-NOT_A_NAME = "(not a user name)"  # how names no user can have are counted for their address
+MAX_CLIENTS = 10_000  # addresses remembered at once; the longest quiet are forgotten first
+IPV6_NETWORK = 64  # prefix length an IPv6 client is counted by
+SERIAL_STRIPES = 64  # locks that keep the steps before scrypt to one attempt per name at a time
 
 
 class TooManyAttempts(Exception):
@@ -71,34 +80,40 @@ def wait_after(failures: int) -> float:
 class Throttle:
     """Counts failed sign-ins by name (in the workspace's ``sign_in_failures``) and the names each
     client address failed on (in memory, for the server's life), and refuses attempts that have
-    to wait. A name no user can have is passed as None: it is counted for its address only."""
+    to wait."""
 
     def __init__(self, clock: Callable[[], float] = time.time):
         self.clock = clock
-        self._clients: dict[str, dict[str, float]] = {}  # address -> {name: its last failure}
+        self._clients: OrderedDict[str, dict[str, float]] = OrderedDict()  # address -> {name: last failure}
         self._lock = threading.Lock()
+        self._serial = [threading.Lock() for _ in range(SERIAL_STRIPES)]
         self._forgotten_at = float("-inf")
 
-    def check(self, ws: Workspace, name: str | None, client: str) -> None:
-        """Raise TooManyAttempts if an attempt on ``name`` from ``client`` has to wait now. Reads
-        only: for a password the server already proved, which is never a guess to count."""
+    @contextmanager
+    def serial(self, name: str) -> Iterator[None]:
+        """Hold while checking, trying a remembered password and counting an attempt on ``name``,
+        so that no two attempts on one name overlap there."""
+        with self._serial[zlib.crc32(name.encode("utf-8")) % SERIAL_STRIPES]:
+            yield
+
+    def check(self, ws: Workspace, name: str, client: str) -> None:
+        """Raise TooManyAttempts if an attempt on ``name`` from ``client`` has to wait now."""
         now = self.clock()
         self._check_name(ws, name, now)
         with self._lock:
-            self._check_client(client, now)
+            self._check_client(client_key(client), now)
 
-    def attempt(self, ws: Workspace, name: str | None, client: str) -> int:
+    def attempt(self, ws: Workspace, name: str, client: str) -> int:
         """Let an attempt through, counted as failed until :meth:`succeeded` says otherwise, or
-        raise TooManyAttempts. Returns the name's consecutive failures with this one (0 for None)."""
+        raise TooManyAttempts. Returns the name's consecutive failures with this one."""
         now = self.clock()
+        key = client_key(client)
         with self._lock:
-            self._check_client(client, now)
-            if client not in self._clients and len(self._clients) >= MAX_CLIENTS:
-                quietest = min(self._clients, key=lambda c: max(self._clients[c].values()))
-                del self._clients[quietest]
-            self._clients.setdefault(client, {})[name or NOT_A_NAME] = now
-        if name is None:
-            return 0
+            self._check_client(key, now)
+            if key not in self._clients and len(self._clients) >= MAX_CLIENTS:
+                self._clients.popitem(last=False)
+            self._clients.setdefault(key, {})[name] = now
+            self._clients.move_to_end(key)
         with ws.write_transaction():  # check and count as one step: a parallel attempt sees this one
             self._check_name(ws, name, now)
             failures = ws.meta.execute(
@@ -112,15 +127,15 @@ class Throttle:
         return failures
 
     def succeeded(self, ws: Workspace, name: str, client: str) -> None:
-        """A sign-in proved its password: its name starts counting again from nothing."""
+        """scrypt has just proved a password for ``name``: it starts counting again from nothing."""
         with self._lock:
-            self._clients.get(client, {}).pop(name, None)
+            self._clients.get(client_key(client), {}).pop(name, None)
         if ws.meta.execute("SELECT 1 FROM sign_in_failures WHERE name = ?", (name,)).fetchone():
             ws.meta.execute("DELETE FROM sign_in_failures WHERE name = ?", (name,))
 
-    def _check_name(self, ws: Workspace, name: str | None, now: float) -> None:
-        row = None if name is None else ws.meta.execute(
-            "SELECT failures, last_failed_at FROM sign_in_failures WHERE name = ?", (name,)).fetchone()
+    def _check_name(self, ws: Workspace, name: str, now: float) -> None:
+        row = ws.meta.execute("SELECT failures, last_failed_at FROM sign_in_failures WHERE name = ?",
+                              (name,)).fetchone()
         if row is None:
             return
         failures, last = row
@@ -130,16 +145,29 @@ class Throttle:
         if (left := last + wait - now) > 0:
             raise TooManyAttempts(min(left, wait))  # a clock set back never makes the wait longer
 
-    def _check_client(self, client: str, now: float) -> None:
-        names = self._clients.get(client)
+    def _check_client(self, key: str, now: float) -> None:
+        names = self._clients.get(key)
         if names is None:
             return
         for name in [n for n, at in names.items() if at <= now - CLIENT_WINDOW_SECONDS]:
             del names[name]
         if not names:
-            del self._clients[client]
+            del self._clients[key]
         elif len(names) >= CLIENT_NAMES:
             raise TooManyAttempts(min(min(names.values()) + CLIENT_WINDOW_SECONDS - now, CLIENT_WINDOW_SECONDS))
+
+
+def client_key(address: str) -> str:
+    """How a client address is counted: itself, or its /64 network for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (a test client, a Unix socket)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_NETWORK}", strict=False))
+    return str(ip)
 
 
 def failed_sign_ins(ws: Workspace) -> dict[str, int]:
