@@ -45,7 +45,6 @@ if method == "rxradar":
     assert outcome.status == "ingested", outcome.message
     rows, steps, engine_s = outcome.rows["dispensations"], log.heaviest(), log.total()
 elif method == "floor":
-    import tempfile
     from rxradar.engine import Engine
     from rxradar.ingest.asap_scan import BatchScanner
     from rxradar.ingest.pipeline import ingest_files

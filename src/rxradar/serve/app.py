@@ -27,10 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rxradar import __version__
 from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
-from rxradar.serve.auth import Sessions, User, Verifier, account, basic_credentials, is_user_name
+from rxradar.serve.auth import Sessions, TryLater, User, Verifier, account, basic_credentials, is_user_name
 from rxradar.serve.rendering import environment
 from rxradar.serve.results import NoAnalysis, Results
-from rxradar.serve.throttle import FREE_FAILURES, LOCK_AFTER, Throttle, TooManyAttempts
+from rxradar.serve.throttle import FREE_FAILURES, LOCK_AFTER, Throttle
 from rxradar.workspace import Workspace
 
 HERE = files("rxradar.serve")
@@ -41,10 +41,14 @@ class LoginRequired(Exception):
     """No valid session or credentials."""
 
 
-class Busy(Exception):
+class Busy(TryLater):
     """The workspace's metadata database stayed locked (a long write elsewhere): try again."""
 
-    RETRY_SECONDS = 5
+    title = "Busy"
+    retry_after = "5"
+
+    def __init__(self) -> None:
+        super().__init__("the workspace is busy with another write; try again in a few seconds")
 
 
 class Forbidden(Exception):
@@ -173,18 +177,9 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
         wrong = "; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in exc.errors())
         return answer(request, 422, "Not understood", wrong)
 
-    @app.exception_handler(TooManyAttempts)
-    async def too_many(request: Request, exc: TooManyAttempts):
-        response = answer(request, 429, "Too many failed sign-ins", str(exc))
-        if exc.retry_after:
-            response.headers["Retry-After"] = exc.retry_after
-        return response
-
-    @app.exception_handler(Busy)
-    async def busy(request: Request, exc: Busy):
-        response = answer(request, 503, "Busy", "the workspace is busy with another write; try again in a few seconds")
-        response.headers["Retry-After"] = str(Busy.RETRY_SECONDS)
-        return response
+    @app.exception_handler(TryLater)
+    async def try_later(request: Request, exc: TryLater):
+        return _retry_after(answer(request, exc.status, exc.title, str(exc)), exc)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired):
@@ -204,16 +199,8 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
         name, target = form.get("name", ""), _local(form.get("next", "/"))
         try:  # scrypt: off the event loop
             found = await run_in_threadpool(gate.sign_in, name, form.get("password", ""), _client(request))
-        except TooManyAttempts as exc:
-            refused = page(request, "login.html", 429, next=target, refused=str(exc), name=name)
-            if exc.retry_after:
-                refused.headers["Retry-After"] = exc.retry_after
-            return refused
-        except Busy:
-            busy = page(request, "login.html", 503, next=target, name=name,
-                        refused="the workspace is busy with another write; try again in a few seconds")
-            busy.headers["Retry-After"] = str(Busy.RETRY_SECONDS)
-            return busy
+        except TryLater as exc:
+            return _retry_after(page(request, "login.html", exc.status, next=target, refused=str(exc), name=name), exc)
         if found is None:
             return page(request, "login.html", 401, next=target, failed=True, name=name)
         response = RedirectResponse(target, status_code=303)
@@ -231,6 +218,12 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
     api.add_routes(app, results, gate)  # before the pages: /{entity}/{entity_id} would take /api/...
     pages.add_routes(app, results, gate, page)
     return app
+
+
+def _retry_after(response: Response, exc: TryLater) -> Response:
+    if exc.retry_after:
+        response.headers["Retry-After"] = exc.retry_after
+    return response
 
 
 @contextmanager

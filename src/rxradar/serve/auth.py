@@ -36,6 +36,15 @@ MIN_PASSWORD = 10  # NIST SP 800-63B: at least 8; rxradar asks a little more of 
 USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")  # the whole name (fullmatch)
 
 
+class TryLater(Exception):
+    """A sign-in refused for now, before its password was checked: answered with ``status`` and,
+    when known, a Retry-After of ``retry_after`` seconds."""
+
+    status = 503
+    title = "Try again later"
+    retry_after: str | None = None
+
+
 @dataclass(frozen=True)
 class User:
     name: str

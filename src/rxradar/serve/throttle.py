@@ -37,6 +37,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from rxradar.serve.auth import TryLater
 from rxradar.workspace import Workspace
 
 FREE_FAILURES = 5
@@ -52,8 +53,11 @@ IPV6_NETWORK = 64  # prefix length an IPv6 client is counted by
 SERIAL_STRIPES = 64  # locks that keep the steps before scrypt to one attempt per name at a time
 
 
-class TooManyAttempts(Exception):
+class TooManyAttempts(TryLater):
     """Refused before the password was checked: wait ``seconds``, or (None) the name is locked."""
+
+    status = 429
+    title = "Too many failed sign-ins"
 
     def __init__(self, seconds: float | None):
         self.seconds = seconds
@@ -62,12 +66,8 @@ class TooManyAttempts(Exception):
                        "unlocks it by setting its password again (rxradar users add NAME --role ROLE)")
         else:
             message = f"too many failed sign-ins: try again in {_duration(seconds)}"
+            self.retry_after = str(max(1, int(seconds + 0.999)))  # whole seconds
         super().__init__(message)
-
-    @property
-    def retry_after(self) -> str | None:
-        """The Retry-After header's value (whole seconds), or None for a lock."""
-        return None if self.seconds is None else str(max(1, int(self.seconds + 0.999)))
 
 
 def wait_after(failures: int) -> float:
@@ -130,8 +130,7 @@ class Throttle:
         """scrypt has just proved a password for ``name``: it starts counting again from nothing."""
         with self._lock:
             self._clients.get(client_key(client), {}).pop(name, None)
-        if ws.meta.execute("SELECT 1 FROM sign_in_failures WHERE name = ?", (name,)).fetchone():
-            ws.meta.execute("DELETE FROM sign_in_failures WHERE name = ?", (name,))
+        ws.meta.execute("DELETE FROM sign_in_failures WHERE name = ?", (name,))
 
     def _check_name(self, ws: Workspace, name: str, now: float) -> None:
         row = ws.meta.execute("SELECT failures, last_failed_at FROM sign_in_failures WHERE name = ?",
