@@ -232,6 +232,22 @@ def test_openapi_describes_every_endpoint_and_the_docs_need_no_cdn(client):
     assert [(d["month"], d["p90"]) for d in deciles] == [(None, 9000.0), ("2023-01-01", 9.0)]
 
 
+def test_indicators_are_shown_with_the_parameters_the_analysis_used(tmp_path):
+    with Workspace(tmp_path) as ws:
+        set_user(ws, "ana", "aggregate", PASSWORDS["ana"], actor="test")
+    ana = as_user(create_app(tmp_path), "ana", PASSWORDS["ana"])
+    declared = {i["id"]: i["parameters"] for i in ana.get("/api/indicators").json()}  # no analysis yet
+    assert declared["mpe_pbss"]["window_days"] == 182
+    write_analysis(tmp_path)
+    about_path = tmp_path / "analytics" / "analysis.json"
+    about = json.loads(about_path.read_text())
+    about["indicators"] = {"mpe_pbss": {**declared["mpe_pbss"], "window_days": 91}}
+    about_path.write_text(json.dumps(about))
+    used = {i["id"]: i["parameters"] for i in ana.get("/api/indicators").json()}
+    assert used["mpe_pbss"]["window_days"] == 91 and used["oig_high_amounts"] == declared["oig_high_amounts"]
+    assert "<code>window_days = 91</code>" in ana.get("/indicators").text
+
+
 def test_a_workspace_without_an_analysis_says_what_to_run(tmp_path):
     with Workspace(tmp_path) as ws:
         set_user(ws, "ivy", "investigator", PASSWORDS["ivy"], actor="test")

@@ -43,11 +43,12 @@ def suppress(rows: Sequence[dict], counts: Sequence[Count], *, threshold: int = 
     out = [dict(r) for r in rows]
     small = [{c.column for c in counts if _small(r[c.column], threshold)} for r in out]
     withheld = [set(s) for s in small]
+    members = [_members(out, group) for group in groups]
     changed = True
     while changed:
         changed = _complements(out, counts, withheld, threshold)
-        for group in groups:
-            changed |= _secondary(out, counts, withheld, group)
+        for idx in members:
+            changed |= _secondary(out, counts, withheld, idx)
     for r, gone, tiny in zip(out, withheld, small):
         for c in counts:
             if c.column in gone:
@@ -78,12 +79,17 @@ def _complements(rows: list[dict], counts: Sequence[Count], withheld: list[set],
     return changed
 
 
-def _secondary(rows: list[dict], counts: Sequence[Count], withheld: list[set], group: str | None) -> bool:
-    changed = False
+def _members(rows: list[dict], group: str | None) -> list[list[int]]:
+    """The rows of each group (of ``group``'s values; all rows for None), by position."""
     members: dict[object, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
         members[r[group] if group else None].append(i)
-    for idx in members.values():
+    return list(members.values())
+
+
+def _secondary(rows: list[dict], counts: Sequence[Count], withheld: list[set], groups: list[list[int]]) -> bool:
+    changed = False
+    for idx in groups:
         for c in counts:
             if sum(c.column in withheld[i] for i in idx) != 1:
                 continue

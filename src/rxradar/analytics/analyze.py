@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from rxradar.analytics import store
 from rxradar.analytics.leads import count_flagged
 from rxradar.analytics.patients import Period, build_patient_indicators, buckets_for, resolve_persons
-from rxradar.analytics.peers import (PeerRules, compare, decile_row, flag_measures, group_members, percentile_rank,
+from rxradar.analytics.peers import (DECILES, PeerRules, compare, decile_row, flag_measures, group_members, percentile_rank,
                                      peer_groups, top_decile_runs)
 from rxradar.catalog import open_engine
 from rxradar.durable import now, replacing
@@ -174,13 +174,10 @@ def _prescribers(engine: Engine, items: list[Indicator], settings: Settings,
 
 def _patient_counts(items: list[Indicator], settings: Settings) -> tuple[str, str]:
     """SQL over ``patient_indicator_rows AS pi``: whether a patient is at risk (any of the
-    settings' risk_indicators), and the aggregates counting patients who meet each flag."""
+    settings' risk_indicators, each a patient flag: settings.load checks), and the aggregates
+    counting patients who meet each flag."""
     risk = [r.strip() for r in settings.risk_indicators.split(",") if r.strip()]
     flags = [i.id for i in items if i.kind == "flag"]
-    unknown = [r for r in risk if r not in flags]
-    if unknown:
-        raise ValueError(f"risk_indicators names {', '.join(map(repr, unknown))}: not a patient flag; "
-                         f"choose among {', '.join(flags)}")
     # Column names come from the indicator declarations (checked identifiers), never from input.
     counts = ", ".join(f"count(*) FILTER (WHERE pi.{f}) AS patients_{f}" for f in flags)
     return " OR ".join(f"pi.{r}" for r in risk) or "false", counts
@@ -282,7 +279,7 @@ def _assemble(table: pa.Table, groups: list[str], columns: dict, flags: list[lis
 
 
 DECILES_SCHEMA = pa.schema([("peer_group", pa.string()), ("measure", pa.string()), ("month", pa.date32()),
-                            ("n", pa.int64()), *((f"p{10 * i}", pa.float64()) for i in range(1, 10))])
+                            ("n", pa.int64()), *((f"p{d}", pa.float64()) for d in DECILES)])
 
 
 def deciles_table(rows: list[dict]) -> pa.Table:

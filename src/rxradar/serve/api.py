@@ -8,7 +8,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.security import HTTPBasic
 from pydantic import BaseModel, ConfigDict
 
-from rxradar.indicators import indicators
 from rxradar.analytics.leads import ENTITIES
 from rxradar.serve.results import PAGE_SIZE, Results
 
@@ -67,7 +66,7 @@ def add_routes(app: FastAPI, results: Results, gate: Gate) -> None:
         """Every patient indicator with its parameters and citation."""
         gate.require(request, "places")
         return [{"id": i.id, "title": i.title, "description": i.description, "unit": i.unit, "kind": i.kind,
-                 "parameters": i.parameters, "citation": i.citation} for i in indicators()]
+                 "parameters": i.parameters, "citation": i.citation} for i in results.indicators()]
 
     @app.get("/api/counties", tags=["places"], dependencies=BASIC)
     def counties(request: Request) -> list[dict[str, Any]]:

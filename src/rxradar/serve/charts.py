@@ -13,7 +13,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from rxradar.analytics.peers import TOP_DECILE
+from rxradar.analytics.peers import DECILES, TOP_DECILE
 from rxradar.serve.maps import county_paths
 from rxradar.serve.rendering import finite
 
@@ -74,7 +74,7 @@ def decile_strip(deciles: dict[str, float] | None, value: float | None, fmt: Cal
                  width: int = 360) -> Markup:
     """One measure against its peers: the peer deciles p10..p90 as bands (darker toward the
     middle), the median marked, and this entity's value as a red line."""
-    marks = [deciles.get(f"p{10 * i}") for i in range(1, 10)] if deciles else []
+    marks = [deciles.get(f"p{d}") for d in DECILES] if deciles else []
     if not marks or not all(finite(v) for v in [*marks, value]):
         return Markup('<span class="muted">no peer comparison</span>')
     lo, hi = min(marks[0], value), max(marks[-1], value)

@@ -9,10 +9,10 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from rxradar.indicators import indicators
 from rxradar.serve import charts
 from rxradar.serve.rendering import fmt_value
 from rxradar.analytics.leads import ENTITIES
+from rxradar.disclosure import UNSTABLE_EVENTS
 from rxradar.serve.results import PAGE_SIZE, PROVIDER_COLUMNS, RATES, NoAnalysis, Results
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def add_routes(app: FastAPI, results: Results, gate: Gate, page: Callable[..., H
 
     @app.get("/indicators", response_class=HTMLResponse, include_in_schema=False)
     def indicators_page(request: Request):
-        return page(request, "indicators.html", user=gate.require(request, "places"), indicators=indicators())
+        return page(request, "indicators.html", user=gate.require(request, "places"), indicators=results.indicators())
 
     @app.get("/api", response_class=HTMLResponse, include_in_schema=False)
     def api_page(request: Request):
@@ -123,7 +123,7 @@ def county_map(results: Results, measure: str, *, providers: bool = False) -> Ma
 def _shown(row: dict, measure: str, fmt: Callable[[float], str]) -> str:
     value = row[measure]
     if value is not None:
-        return fmt(value) + (" (unstable: fewer than 20 patients)" if measure in row["unstable"] else "")
+        return fmt(value) + (f" (unstable: fewer than {UNSTABLE_EVENTS} patients)" if measure in row["unstable"] else "")
     if measure in row["suppressed"]:
         small = any(RATES.get(c) == measure or c == measure for c in row["small"])
         return "withheld (small numbers)" if small else "withheld (would reveal a small number)"

@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from rxradar.disclosure import UNSTABLE_EVENTS
+
 TEMPLATES = files("rxradar.serve") / "templates"
 
 
@@ -36,6 +38,6 @@ def fmt_value(kind: str | None, value: Any) -> str:
 @cache
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(default=True))
-    env.globals.update(fmt=fmt_value, fmt_share=fmt_share)
+    env.globals.update(fmt=fmt_value, fmt_share=fmt_share, unstable_events=UNSTABLE_EVENTS)
     env.filters["quote_id"] = lambda v: quote(str(v), safe="")  # an id as one path segment, '/' included
     return env

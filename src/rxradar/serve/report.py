@@ -17,7 +17,6 @@ from rxradar import __version__
 from rxradar.analytics.leads import ENTITIES
 from rxradar.disclosure import SMALL_CELL
 from rxradar.durable import now, replacing
-from rxradar.indicators import indicators
 from rxradar.serve.pages import LEAD_COLUMNS, county_map, with_charts
 from rxradar.serve.rendering import environment
 from rxradar.serve.results import Results
@@ -46,7 +45,7 @@ def render(results: Results, *, public: bool) -> tuple[str, int]:
     html = environment().get_template("report.html").render(
         summary=results.summary(), map=county_map(results, "at_risk_per_1000"),
         counties=results.counties(providers=not public), small_cell=results.small_cell, leads=leads,
-        profiles=profiles, columns=LEAD_COLUMNS, indicators=indicators(), public=public, version=__version__,
+        profiles=profiles, columns=LEAD_COLUMNS, indicators=results.indicators(), public=public, version=__version__,
         written_at=now(), css=(HERE / "static" / "rxradar.css").read_text(), report=True, level=2)
     return html, sum(len(rows) for rows in leads.values()) if leads else 0
 

@@ -24,7 +24,7 @@ from rxradar.analytics import store
 from rxradar.analytics.leads import ENTITIES, count_flagged, ranked
 from rxradar.analytics.peers import flag_measures, measures
 from rxradar.disclosure import SMALL_CELL, Count, suppress
-from rxradar.indicators import indicators
+from rxradar.indicators import Indicator, indicators
 from rxradar.reference.counties import counties
 from rxradar.serve.rendering import fmt_value
 
@@ -105,6 +105,14 @@ class Results:
             return pq.read_table(path)
         return self._kept(name, read)
 
+    def indicators(self) -> list[Indicator]:
+        """The patient indicators with the parameters the last analysis used (as declared, before
+        any analysis)."""
+        about = self.about
+        if about is None:
+            return indicators()
+        return self._kept("indicators", lambda: indicators(about.get("indicators")))
+
     # -- prescribers and pharmacies --------------------------------------------------------------
     def peer_groups(self, entity: str) -> list[str]:
         return sorted(g for g in pc.unique(self.table(ENTITIES[entity].table)["peer_group"]).to_pylist()
@@ -129,7 +137,7 @@ class Results:
         deciles = self._deciles(group)
         declared = list(measures(kind))
         if kind == "prescriber":
-            declared += [m for m in flag_measures(indicators()) if f"{m.id}_pctile" in row]
+            declared += [m for m in flag_measures(self.indicators()) if f"{m.id}_pctile" in row]
         out = []
         for m in declared:
             compared = row.get(f"{m.id}_eb", row.get(m.id))
@@ -171,16 +179,18 @@ class Results:
         and those they could be worked out from, are None and named in ``suppressed``; rates on
         few events are named in ``unstable``. The counts of prescribers and pharmacies, flagged
         or not, come only with ``providers``: in a county with one prescriber they name them."""
-        return self._kept(("counties", providers), lambda: self._counties(providers))
+        if providers:
+            return self._kept("counties", self._counties)
+        return self._kept("counties without providers", lambda: [
+            {k: v for k, v in r.items() if k not in PROVIDER_COLUMNS} for r in self._kept("counties", self._counties)])
 
-    def _counties(self, providers: bool) -> list[dict]:
+    def _counties(self) -> list[dict]:
+        """Disclosure control over counts of people only: the provider columns are not among them."""
         t = self.table("county_metrics")
         counts = [Count("patients", rate=RATES["patients"]),
                   Count("patients_at_risk", rate=RATES["patients_at_risk"], part_of="patients"),
                   *(Count(c, part_of="patients") for c in t.column_names
                     if c.startswith("patients_") and c not in ("patients_at_risk", "patients_per_1000"))]
-        if not providers:
-            t = t.drop_columns([c for c in PROVIDER_COLUMNS if c in t.column_names])
         return suppress([clean(r) for r in t.to_pylist()], counts, threshold=self.small_cell, groups=("state", None))
 
     def map_states(self, share: float = MAP_STATE_SHARE) -> list[str]:
