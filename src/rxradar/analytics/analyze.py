@@ -231,32 +231,14 @@ def _pharmacies(engine: Engine, settings: Settings, rules: PeerRules) -> tuple[p
 
 
 def _counties(engine: Engine, items: list[Indicator], settings: Settings) -> pa.Table:
-    """Per county of residence (persons' ZIP, else none), the period's opioid patients, those at
-    risk and those meeting each flag, beside the county's prescribers and pharmacies (flagged or
-    not) and its population (Census Vintage 2019): the regional view. Every county of a state
-    with any of these is listed, zeros included, so maps show where there is nothing."""
+    """Table county_metrics (``sql/county_metrics.sql``): per county of residence (persons' ZIP),
+    its patients, those at risk and those meeting each flag, its prescribers and pharmacies."""
     at_risk, counts = _patient_counts(items, settings)
-    per_flag = "".join(f"coalesce(pat.patients_{i.id}, 0) AS patients_{i.id}, " for i in items if i.kind == "flag")
-    return engine.query(
-        f"WITH pat AS (SELECT p.county_fips, count(*) AS patients, count(*) FILTER (WHERE {at_risk}) AS at_risk"
-        f"  {', ' + counts if counts else ''} FROM patient_indicator_rows AS pi JOIN persons AS p USING (pid) "
-        "  GROUP BY p.county_fips), "
-        "pre AS (SELECT county_fips, count(*) AS n, count(*) FILTER (WHERE len(flags) > 0) AS flagged "
-        "  FROM prescriber_metrics_t GROUP BY county_fips), "
-        "pha AS (SELECT county_fips, count(*) AS n, count(*) FILTER (WHERE len(flags) > 0) AS flagged "
-        "  FROM pharmacy_metrics_t GROUP BY county_fips), "
-        "present AS (SELECT county_fips FROM pat UNION SELECT county_fips FROM pre UNION SELECT county_fips FROM pha) "
-        "SELECT c.fips AS county_fips, c.state, c.name AS county, c.pop2019 AS population, "
-        "  coalesce(pat.patients, 0) AS patients, coalesce(pat.at_risk, 0) AS patients_at_risk, "
-        f"  {per_flag}"
-        "  round(1000.0 * coalesce(pat.patients, 0) / nullif(c.pop2019, 0), 6) AS patients_per_1000, "
-        "  round(1000.0 * coalesce(pat.at_risk, 0) / nullif(c.pop2019, 0), 6) AS at_risk_per_1000, "
-        "  coalesce(pre.n, 0) AS prescribers, coalesce(pre.flagged, 0) AS flagged_prescribers, "
-        "  coalesce(pha.n, 0) AS pharmacies, coalesce(pha.flagged, 0) AS flagged_pharmacies "
-        "FROM ref_counties AS c LEFT JOIN pat ON pat.county_fips = c.fips "
-        "LEFT JOIN pre ON pre.county_fips = c.fips LEFT JOIN pha ON pha.county_fips = c.fips "
-        "WHERE c.state IN (SELECT r.state FROM present JOIN ref_counties AS r ON r.fips = present.county_fips) "
-        "ORDER BY c.fips")
+    engine.materialize("county_patients",
+                       f"SELECT p.county_fips, count(*) AS patients, count(*) FILTER (WHERE {at_risk}) AS patients_at_risk"
+                       f"{', ' + counts if counts else ''} FROM patient_indicator_rows AS pi JOIN persons AS p USING (pid) "
+                       "GROUP BY p.county_fips")
+    return engine.run("county_metrics")
 
 
 def _assemble(table: pa.Table, groups: list[str], columns: dict, flags: list[list[str]], reasons: list[list[str]],
