@@ -104,13 +104,17 @@ def with_charts(profile: dict) -> dict:
 
 
 def county_map(results: Results, measure: str, *, providers: bool = False) -> Markup | None:
-    """The choropleth of one county measure over the states where patients live; None when
-    there are no county figures (or none with a boundary)."""
+    """The choropleth of one county measure over the states where patients live, drawn once per
+    analysis; None when there are no county figures (or none with a boundary)."""
     try:
-        states = set(results.map_states())
-        rows = [r for r in results.counties(providers=providers) if r["state"] in states]
+        return results.once(("map", measure, providers), lambda: _draw_map(results, measure, providers))
     except NoAnalysis:  # an analysis from before county figures existed: the rest still shows
         return None
+
+
+def _draw_map(results: Results, measure: str, providers: bool) -> Markup | None:
+    states = set(results.map_states())
+    rows = [r for r in results.counties(providers=providers) if r["state"] in states]
     title, fmt = MAP_MEASURES[measure]
     values = {r["county_fips"]: r[measure] for r in rows}
     labels = {r["county_fips"]: f"{r['county']}, {r['state']}: " + _shown(r, measure, fmt) for r in rows}

@@ -87,7 +87,7 @@ class Results:
     def about(self) -> dict | None:
         return self._current()[0]
 
-    def _kept(self, key: Any, make: Callable[[], Any]) -> Any:
+    def once(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, worked out once per analysis (tables, and what every request would
         otherwise work out again)."""
         about, kept = self._current()
@@ -103,7 +103,7 @@ class Results:
             if path is None:
                 raise NoAnalysis(f"the last analysis in {self.root} has no {name} table: run rxradar analyze again")
             return pq.read_table(path)
-        return self._kept(name, read)
+        return self.once(name, read)
 
     def indicators(self) -> list[Indicator]:
         """The patient indicators with the parameters the last analysis used (as declared, before
@@ -111,7 +111,7 @@ class Results:
         about = self.about
         if about is None:
             return indicators()
-        return self._kept("indicators", lambda: indicators(about.get("indicators")))
+        return self.once("indicators", lambda: indicators(about.get("indicators")))
 
     # -- prescribers and pharmacies --------------------------------------------------------------
     def peer_groups(self, entity: str) -> list[str]:
@@ -180,9 +180,9 @@ class Results:
         few events are named in ``unstable``. The counts of prescribers and pharmacies, flagged
         or not, come only with ``providers``: in a county with one prescriber they name them."""
         if providers:
-            return self._kept("counties", self._counties)
-        return self._kept("counties without providers", lambda: [
-            {k: v for k, v in r.items() if k not in PROVIDER_COLUMNS} for r in self._kept("counties", self._counties)])
+            return self.once("counties", self._counties)
+        return self.once("counties without providers", lambda: [
+            {k: v for k, v in r.items() if k not in PROVIDER_COLUMNS} for r in self.once("counties", self._counties)])
 
     def _counties(self) -> list[dict]:
         """Disclosure control over counts of people only: the provider columns are not among them."""
