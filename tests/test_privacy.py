@@ -281,3 +281,17 @@ def _dashboard_shows_no_patient_value(root: Path) -> None:
     person_ids = [r["person_id"] for r in pq.read_table(root / "analytics" / "persons.parquet").to_pylist()]
     patient_values = [LAST, FIRST, MIDDLE, BIRTH, "1971-02-03", LICENCE, STREET, PHONE, *RX_NUMBERS, *person_ids]
     assert [(url, v) for url, r in pages.items() for v in patient_values if v in r.text] == []
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("PAT|US|07|123456789||DOE", "PAT|US|07|*********||DOE"),
+    ("D1,DOE,123-45-6789,X40", "D1,DOE,***-**-****,X40"),
+    ("x 123 45 6789 y", "x *** ** **** y"),
+    ("NPI 1234567890 and NDC 00406012301", "NPI 1234567890 and NDC 00406012301"),  # 10 and 11 digits
+    ("ZIP 12345678 and 123-456789", "ZIP 12345678 and 123-456789"),  # 8 digits; mixed separators
+    (None, None),
+])
+def test_ssn_shaped_values_are_starred_wherever_they_appear(text, masked):
+    from rxradar.privacy import mask_ssn_shaped
+
+    assert mask_ssn_shaped(text) == masked

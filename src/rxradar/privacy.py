@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -57,6 +58,21 @@ def keyed_hashes(key: bytes, values: pa.Array | pa.ChunkedArray, hex_chars: int 
                                                 inner, outer, hex_chars, portable)
     return pa.StringArray.from_buffers(n, pa.py_buffer(np.arange(0, (n + 1) * hex_chars, hex_chars, dtype=np.int32)),
                                        pa.py_buffer(digits), pa.py_buffer(valid), nulls)
+
+
+# Nine digits standing alone, plain or as 3-2-4 with one kind of separator: the shape of an SSN.
+# Raw text kept with rejects is restricted, yet an SSN in it is starred out wherever it appears
+# (a name field shifted by a stray comma carries it into another column). Nine-digit values that
+# are not SSNs (a ZIP+4, a prescription number) are starred too: raw text is for reading a
+# record's shape, not for recovering its values.
+SSN_SHAPED = re.compile(r"(?<![0-9])[0-9]{3}([- ]?)[0-9]{2}\1[0-9]{4}(?![0-9])")
+
+
+def mask_ssn_shaped(text: str | None) -> str | None:
+    """``text`` with every SSN-shaped run of digits starred out (separators kept)."""
+    if not text:
+        return text
+    return SSN_SHAPED.sub(lambda m: re.sub(r"[0-9]", "*", m.group(0)), text)
 
 
 class Pseudonymiser:
