@@ -139,7 +139,8 @@ IDENTITY_RECORDS = {False: (4, 3), True: (3, 2)}
 
 
 def removed_rows(output: str) -> dict[str, int]:
-    return {m[1].strip(): int(m[2].replace(",", "")) for m in re.finditer(r"│ ([a-z ()]+?)\s*│\s*([\d,]+) │", output)}
+    rows = re.finditer(r"│ ([a-z ()]+?)\s*│\s*([\d,]+) │", output)
+    return {m[1].strip(): int(m[2].replace(",", "")) for m in rows}
 
 
 def listed_files_match_the_disk(root: Path) -> None:

@@ -403,7 +403,7 @@ def report(workspace: WorkspaceOpt = None,
 @app.command("purge")
 def purge(workspace: WorkspaceOpt = None,
           before: Annotated[Optional[str], typer.Option(
-              help="remove records dated before this day, YYYY-MM-DD [default: today less retention_years]")] = None,
+              help="remove records dated before this day, YYYY-MM-DD (default: today less retention_years)")] = None,
           dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be removed; change "
                                                                   "nothing")] = False) -> None:
     """Remove identified records older than the retention limit: fills, deaths, identities no kept fill

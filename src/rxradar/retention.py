@@ -89,10 +89,6 @@ class PurgeReport:
     files_removed: int
     analysis_tables: list[str] = field(default_factory=list)
 
-    @property
-    def nothing(self) -> bool:
-        return not any(self.removed.values()) and not self.analysis_tables
-
 
 @dataclass(frozen=True)
 class _Plan:

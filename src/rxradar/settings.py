@@ -95,8 +95,9 @@ class Settings:
         metadata={"help": "rxradar purge removes identified records (fills, identities, deaths, rejects' raw "
                           "text) dated more than this many years ago; 0 keeps them until purge --before is given. "
                           "PDMP statutes differ (South Dakota ARSD 20:51:32:11: 3 years; Iowa IAC 657-37.6: 4; "
-                          "Kansas K.S.A. 65-1687 and Idaho Code 37-2726: 5; West Virginia Code ch. 60A art. 9: at least "
-                          "5), so no one default is right, and deleting by a guessed limit cannot be undone"},
+                          "Kansas K.S.A. 65-1687 and Idaho Code 37-2726: 5; West Virginia Code ch. 60A art. 9: "
+                          "at least 5), so no one default is right, and deleting by a guessed limit cannot be "
+                          "undone (docs/retention.md)"},
     )
     urban_county_population: int = field(
         default=50_000,
