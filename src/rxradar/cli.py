@@ -400,6 +400,44 @@ def report(workspace: WorkspaceOpt = None,
     console.print(f"wrote a {kind} to [bold]{out}[/bold]")
 
 
+@app.command("purge")
+def purge(workspace: WorkspaceOpt = None,
+          before: Annotated[Optional[str], typer.Option(
+              help="remove records dated before this day, YYYY-MM-DD (default: today less retention_years)")] = None,
+          dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be removed; change "
+                                                                  "nothing")] = False) -> None:
+    """Remove identified records older than the retention limit: fills, deaths, identities no kept fill
+    refers to, rejects' raw text, analyses' patient-level tables (audited; see docs/retention.md)."""
+    from datetime import date
+
+    from rxradar.retention import cutoff_for, purge as run_purge
+
+    s, ws = _open(workspace)
+    with ws:
+        try:
+            cutoff = cutoff_for(s, date.fromisoformat(before) if before else None, date.today())
+            report = run_purge(ws, s, cutoff, dry_run=dry_run)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2)
+    why = "--before" if before else f"retention_years = {s.retention_years}"
+    console.print(f"{'would remove' if dry_run else 'removed'}: identified records dated before {cutoff} ({why})")
+    out = Table("table", "rows")
+    out.columns[1].justify = "right"
+    for table, rows in report.removed.items():
+        out.add_row(table, f"{rows:,}")
+    console.print(out)
+    verb = "would be" if dry_run else "were"
+    console.print(f"{report.files_rewritten} data file(s) {verb} rewritten and {report.files_removed} removed; "
+                  "stored analysis: " + (f"patient-level tables {', '.join(report.analysis_tables)} {verb} removed, "
+                                         "aggregates kept" if report.analysis_tables else "nothing to remove"))
+    if dry_run:
+        console.print("dry run: nothing was changed")
+    else:
+        console.print("the purge is in the audit log; the purged files stay known by their content hash, so "
+                      "ingesting them again adds nothing back")
+
+
 users_app = typer.Typer(help="Who may use the dashboard, with which role.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

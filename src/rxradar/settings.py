@@ -90,6 +90,15 @@ class Settings:
                           "suppression, wherever the dashboard and API show aggregates by place (CMS cell size "
                           "suppression policy: no cell under 11)"},
     )
+    retention_years: int = field(
+        default=0,
+        metadata={"help": "rxradar purge removes identified records (fills, identities, deaths, rejects' raw "
+                          "text) dated more than this many years ago; 0 keeps them until purge --before is given. "
+                          "PDMP statutes differ (South Dakota ARSD 20:51:32:11: 3 years; Iowa IAC 657-37.6: 4; "
+                          "Kansas K.S.A. 65-1687 and Idaho Code 37-2726: 5; West Virginia Code ch. 60A art. 9: "
+                          "at least 5), so no one default is right, and deleting by a guessed limit cannot be "
+                          "undone (docs/retention.md)"},
+    )
     urban_county_population: int = field(
         default=50_000,
         metadata={"help": "pharmacy peers: a county of at least this many residents is urban (the OMB "
@@ -147,6 +156,8 @@ def _check(settings: Settings) -> None:
         if known.get(name) != "flag":
             raise ValueError(f"risk_indicators: {name!r} is not a patient flag; flags are "
                              f"{', '.join(k for k, v in known.items() if v == 'flag')}")
+    if settings.retention_years < 0:
+        raise ValueError(f"retention_years must be 0 (keep) or a number of years, not {settings.retention_years}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
     byte_size(settings.memory_limit)  # a size the engine understands, or a clear error now

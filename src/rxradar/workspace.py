@@ -165,11 +165,16 @@ class Workspace:
 
     def audit_many(self, entries: list[tuple[str, str, str | None, dict | None]]) -> None:
         """Several audit entries (actor, action, target, detail) in one transaction."""
-        at = now()
         with self.write_transaction():
-            self.meta.executemany("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
-                                  [(at, actor, action, target, json.dumps(detail or {}, sort_keys=True))
-                                   for actor, action, target, detail in entries])
+            self.write_audit(entries)
+
+    def write_audit(self, entries: list[tuple[str, str, str | None, dict | None]]) -> None:
+        """Audit entries inside a write transaction the caller holds, so they land together with
+        the change they record, or not at all."""
+        at = now()
+        self.meta.executemany("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?)",
+                              [(at, actor, action, target, json.dumps(detail or {}, sort_keys=True))
+                               for actor, action, target, detail in entries])
 
     @contextmanager
     def write_transaction(self) -> Iterator[None]:
