@@ -140,11 +140,11 @@ def _read_other(kind: str, path: Path, pseudonymiser: Pseudonymiser, limits: Rec
 
 
 def _looks_like_csv(path: Path) -> bool:
-    """A deaths CSV starts with a header line of comma-separated names, far shorter than an IJE
-    record; anything else is read as IJE (whose records would then be rejected one by one)."""
+    """A deaths CSV names death_id in its header; anything else is read as IJE, whose records are
+    then rejected one by one (so a file that is neither fails saying it is neither)."""
     with open(path, "rb") as f:
         first = f.readline(MIN_RECORD_LENGTH)
-    return first.endswith(b"\n") and b"," in first or b"death_id" in first.lower()
+    return b"death_id" in first.lower() and b"," in first
 
 
 def _check_some_kept(parsed: Parsed, path: Path, kind: str) -> None:
