@@ -332,7 +332,11 @@ def test_prescriber_csv_with_bom_crlf_and_cp1252(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + PRESCRIBER_CSV.replace("\n", "\r\n").encode("cp1252"))
     parsed = read_prescribers(path, "prescribers.csv")
     assert parsed.tables["prescribers"]["last_name"][1].as_py() == "Pe\u00f1a"
-    assert [(r["record_number"], r["line"]) for r in parsed.rejects.to_pylist()] == [
+    rejects = parsed.rejects.to_pylist()
+    not_utf8 = [(r["record_number"], r["line"], r["field"], r["severity"], r["reason"]) for r in rejects
+                if r["reason"].startswith("record is not UTF-8")]
+    assert not_utf8 == [(4, 7, None, "warning", "record is not UTF-8; read as cp1252")]
+    assert [(r["record_number"], r["line"]) for r in rejects if r["reason"] != not_utf8[0][-1]] == [
         (r[0], r[1]) for r in EXPECTED_PRESCRIBER_REJECTS
     ]
 

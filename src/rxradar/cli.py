@@ -52,7 +52,12 @@ def _ingest(kind: str, paths: list[Path], workspace: Path | None) -> None:
         task = bar.add_task(f"ingest {kind}", total=total)
         outcomes = ingest_files(ws, kind, files, s, progress=lambda _event, n: bar.advance(task, n))
     _report(kind, outcomes)
-    if any(o.status == "failed" for o in outcomes):
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        # The exit status is what scripts and schedulers see: any file not ingested fails the run.
+        err.print(f"[red]{len(failed)} file(s) failed, nothing of them kept:[/red]")
+        for o in failed:
+            err.print(f"  {o.message or o.path.name}", markup=False, highlight=False)
         raise typer.Exit(1)
 
 

@@ -40,6 +40,18 @@ class Settings:
         metadata={"help": "ASAP files are read by the engine in batches of up to this many bytes (many small "
                           "weekly files cost one pass; a larger file is a batch of its own)"},
     )
+    csv_max_record_bytes: int = field(
+        default=131_072,
+        metadata={"help": "a CSV record (all its lines) longer than this many bytes is rejected with its line, "
+                          "not read; the csv module's own field limit is the same 131,072, and no death, "
+                          "prescriber, pharmacy or crosswalk record comes near it"},
+    )
+    csv_max_record_lines: int = field(
+        default=10,
+        metadata={"help": "a quoted CSV field may run over at most this many lines (an address with a line "
+                          "break); a quote that does not close by then is rejected with its first line and "
+                          "reading goes on at the next line, so one stray quote cannot swallow the file"},
+    )
     early_refill: str = field(
         default="overlap",
         metadata={"help": "daily MME when a refill comes before the last supply ran out: overlap (count both, "
@@ -158,6 +170,9 @@ def _check(settings: Settings) -> None:
                              f"{', '.join(k for k, v in known.items() if v == 'flag')}")
     if settings.retention_years < 0:
         raise ValueError(f"retention_years must be 0 (keep) or a number of years, not {settings.retention_years}")
+    for name in ("csv_max_record_bytes", "csv_max_record_lines"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1, not {getattr(settings, name)}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
     byte_size(settings.memory_limit)  # a size the engine understands, or a clear error now

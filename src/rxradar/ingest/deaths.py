@@ -3,26 +3,26 @@
 The field rules shared with the IJE reader (sex, manner, SSN, causes, derived columns) live here
 too, so a death gives the same canonical row whichever format it arrived in; ZIP, state and
 county codes follow the rules every reader shares (rxradar.ingest.place_codes).
-Identified values are pseudonymised on the way in: the SSN is hashed and never stored, and it is
-masked in the raw text kept with rejects.
+Identified values are pseudonymised on the way in: the SSN is hashed and never stored, and
+SSN-shaped digits are masked wherever they appear in the raw text kept with rejects. Reasons name
+the element and the rule broken, never a value.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import pyarrow as pa
 
 from rxradar.codes import ssn_is_valid
 from rxradar.icd10 import classify_death, is_icd10_code, normalize_icd10, split_icd10_codes
 from rxradar.ingest.place_codes import county_fips, field_value, state_code, zip5
-from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, rejects_table
-from rxradar.privacy import Pseudonymiser
+from rxradar.ingest.csv_records import DEFAULT_LIMITS, RecordLimits, open_csv, record_problem
+from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, UnreadableFile, rejects_table
+from rxradar.privacy import Pseudonymiser, mask_ssn_shaped
 from rxradar.schema import DEATHS, conform
 
 # CSV column → required. Optional columns may be absent from the header.
@@ -73,7 +73,8 @@ class RecordIssues(list[tuple[str, str | None, str]]):
 
 
 def parse_iso_date(text: str) -> date | None:
-    """``YYYY-MM-DD`` → date; empty → None; anything else raises ValueError."""
+    """``YYYY-MM-DD`` → date; empty → None; anything else raises ValueError (whose message never
+    quotes the text: dates of birth and death identify people)."""
     text = text.strip()
     if not text:
         return None
@@ -82,7 +83,7 @@ def parse_iso_date(text: str) -> date | None:
             return date.fromisoformat(text)
         except ValueError:
             pass
-    raise ValueError(f"not a valid YYYY-MM-DD date: {text!r}")
+    raise ValueError("not a valid YYYY-MM-DD date")
 
 
 def age_in_years(birth: date, death: date) -> int:
@@ -94,7 +95,7 @@ def normalise_sex(text: str, issues: RecordIssues, field: str) -> str:
     """F, M or U (unknown, also for blanks; an unrecognised value is a warning)."""
     value = text.strip().upper()
     if value and value not in SEX_CODES:
-        issues.warn(field, f"unrecognised sex {value!r}; recorded as U")
+        issues.warn(field, "sex is not F, M or U (or FEMALE, MALE, UNKNOWN); recorded as U")
     return SEX_CODES.get(value, "U")
 
 
@@ -102,7 +103,7 @@ def normalise_manner(text: str, issues: RecordIssues, field: str) -> str | None:
     """N, A, S, H, P, C or None."""
     value = " ".join(text.split()).upper()
     if value and value not in MANNER_CODES:
-        issues.warn(field, f"unrecognised manner of death {value!r}")
+        issues.warn(field, "manner of death is not a VRDR code (N, A, S, H, P, C) or its name; left empty")
     return MANNER_CODES.get(value)
 
 
@@ -125,15 +126,17 @@ def clean_causes(
     underlying: str, multiple: list[str], issues: RecordIssues, fields: tuple[str, str]
 ) -> tuple[str | None, list[str]]:
     """Normalised underlying and multiple causes; codes that are not ICD-10 are dropped with a
-    warning on ``fields`` (the source's names for the underlying and the multiple causes)."""
+    warning on ``fields`` (the source's names for the underlying and the multiple causes). The
+    warning counts them but never quotes them: a value that is not a code may be another column's
+    (a name, an SSN) in a row whose columns shifted."""
     ucod = normalize_icd10(underlying) or None
     if ucod is not None and not is_icd10_code(ucod):
-        issues.warn(fields[0], f"not an ICD-10 code: {ucod!r}; dropped")
+        issues.warn(fields[0], "underlying cause is not an ICD-10 code; dropped")
         ucod = None
     codes = [normalize_icd10(c) for c in multiple if normalize_icd10(c)]
     bad = [c for c in codes if not is_icd10_code(c)]
     if bad:
-        issues.warn(fields[1], f"not ICD-10 codes: {', '.join(map(repr, bad))}; dropped")
+        issues.warn(fields[1], f"{len(bad)} of {len(codes)} multiple causes are not ICD-10 codes; dropped")
     return ucod, [c for c in codes if is_icd10_code(c)]
 
 
@@ -203,82 +206,45 @@ def deaths_table(rows: list[dict[str, Any]], source_format: str) -> pa.Table:
 # --- CSV -------------------------------------------------------------------------------------
 
 
-class _LineTap:
-    """Feeds a text file to csv.reader and keeps the text of the lines it has read."""
-
-    def __init__(self, f: TextIO):
-        self._f = f
-        self._lines: list[str] = []
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._f)
-        self._lines.append(line)
-        return line
-
-    def take(self) -> str:
-        """The text read since the last call, without its final line break."""
-        text = "".join(self._lines)
-        self._lines.clear()
-        return text.rstrip("\r\n")
-
-
 def read_deaths_csv(
-    path: Path, source_file: str, pseudonymiser: Pseudonymiser, encoding: str = "utf-8-sig"
+    path: Path, source_file: str, pseudonymiser: Pseudonymiser, limits: RecordLimits = DEFAULT_LIMITS
 ) -> Parsed:
     """Read a death-record CSV with the columns in :data:`CSV_COLUMNS` (any order; extra columns
     ignored). Dates are ISO; ICD-10 codes may have dots; multiple causes are separated by spaces,
-    semicolons or commas. Records without a death_id or a valid death_date are rejected; other
-    problems are warnings on kept records. Raises ValueError if a required column is missing.
+    semicolons or commas. Records are read as the registries' are (rxradar.ingest.csv_records):
+    one that cannot be read, or whose number of fields is not the header's, is rejected with its
+    line and the others are kept. Records without a death_id or a valid death_date are rejected;
+    other problems are warnings on kept records. Raises UnreadableFile if a required column is
+    missing.
     """
     collector = DeathsCollector(source_file, "csv")
-    with open(path, newline="", encoding=encoding) as f:
-        tap = _LineTap(f)
-        reader = csv.reader(tap)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{source_file}: empty file (no header row)")
-        tap.take()
+    f, records, header = open_csv(path, source_file, limits)
+    with f:
         index = _column_index(header, source_file)
-        needed = max(index.values()) + 1
-        previous_end = reader.line_num
-        for fields in reader:
-            line, previous_end = previous_end + 1, reader.line_num
-            raw = tap.take()
-            if not fields:
-                continue  # blank line
-            values = {name: fields[i] if i < len(fields) else "" for name, i in index.items()}
-            raw = _mask_ssn(raw, values.get("ssn", ""))
-            if len(fields) < needed:
-                issues = RecordIssues()
-                issues.reject(None, f"row has {len(fields)} fields; the header has {len(header)}")
+        for line, fields in records:
+            issues = RecordIssues()
+            if records.note:
+                issues.warn(None, records.note)
+            problem = record_problem(fields, len(header))
+            raw = mask_ssn_shaped(records.raw)
+            if problem is not None:
+                issues.reject(None, problem)
                 collector.add({}, issues, line, raw)
                 continue
-            row, issues = _csv_row(values, pseudonymiser)
-            if len(fields) > len(header):
-                issues.warn(None, f"row has {len(fields)} fields; the header has {len(header)}; extra fields ignored")
+            row = _csv_row({name: fields[i] for name, i in index.items()}, pseudonymiser, issues)
             collector.add(row, issues, line, raw)
     return collector.parsed()
-
-
-def _mask_ssn(raw: str, ssn: str) -> str:
-    """The raw line with the SSN starred out, so rejects never hold it either."""
-    ssn = ssn.strip()
-    return raw.replace(ssn, "*" * len(ssn)) if ssn else raw
 
 
 def _column_index(header: list[str], source_file: str) -> dict[str, int]:
     names = [h.strip().lower() for h in header]
     missing = [c for c, required in CSV_COLUMNS.items() if required and c not in names]
     if missing:
-        raise ValueError(f"{source_file}: missing required column(s): {', '.join(missing)}")
+        raise UnreadableFile(f"{source_file}: missing required column(s): {', '.join(missing)}")
     return {c: names.index(c) for c in CSV_COLUMNS if c in names}
 
 
-def _csv_row(values: dict[str, str], pseudonymiser: Pseudonymiser) -> tuple[dict[str, Any], RecordIssues]:
-    issues = RecordIssues()
+def _csv_row(values: dict[str, str], pseudonymiser: Pseudonymiser, issues: RecordIssues) -> dict[str, Any]:
     death_id = values["death_id"].strip()
     if not death_id:
         issues.reject("death_id", "missing death_id")
@@ -288,12 +254,12 @@ def _csv_row(values: dict[str, str], pseudonymiser: Pseudonymiser) -> tuple[dict
             issues.reject("death_date", "missing death_date")
     except ValueError as e:
         death_date = None
-        issues.reject("death_date", str(e))
+        issues.reject("death_date", f"death_date is {e}")
     try:
         birth_date = parse_iso_date(values["birth_date"])
     except ValueError as e:
         birth_date = None
-        issues.warn("birth_date", f"{e}; birth date not kept")
+        issues.warn("birth_date", f"birth_date is {e}; not kept")
     ucod, causes = clean_causes(
         values["underlying_cause"], split_icd10_codes(values["multiple_causes"]), issues,
         ("underlying_cause", "multiple_causes"),
@@ -314,5 +280,5 @@ def _csv_row(values: dict[str, str], pseudonymiser: Pseudonymiser) -> tuple[dict
         "multiple_causes": causes,
         "manner": normalise_manner(values.get("manner", ""), issues, "manner"),
     }
-    return row, issues
+    return row
 

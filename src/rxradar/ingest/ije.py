@@ -2,8 +2,10 @@
 and a writer for the same layout (tests and the synthetic-state generator).
 
 Positions are from the HL7 VRDR IJE mapping (``IJE_File_Layouts_and_FHIR_Mapping_24-06-21.csv``;
-shared/reference/formats.md §2.2). Files are read and written as Latin-1 so that one character is
-one byte and the columns are the layout's byte columns whatever the names contain.
+shared/reference/formats.md §2.2). The columns are byte columns: records are cut from the file's
+bytes and each field is decoded on its own, as UTF-8 when it is and as Latin-1 (the layout's
+encoding, which the writer uses) when it is not, so a UTF-8 name neither moves the fields after it
+nor turns into mojibake.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from rxradar.icd10 import normalize_icd10
 from rxradar.ingest.deaths import (
@@ -26,7 +28,7 @@ from rxradar.ingest.deaths import (
 )
 from rxradar.ingest.place_codes import field_value, state_code, zip5
 from rxradar.ingest.rejects import Parsed
-from rxradar.privacy import Pseudonymiser
+from rxradar.privacy import Pseudonymiser, mask_ssn_shaped
 
 
 class IjeField(NamedTuple):
@@ -91,50 +93,70 @@ STATE_FIPS: dict[str, str] = {
 _DEATH_ID = re.compile(r"([0-9]{4})([A-Z]{2})([0-9]{6})")
 
 
-def read_deaths_ije(
-    path: Path, source_file: str, pseudonymiser: Pseudonymiser, encoding: str = IJE_ENCODING
-) -> Parsed:
-    """Read NCHS IJE mortality records (one per line, or unterminated 5000-character records).
+def read_deaths_ije(path: Path, source_file: str, pseudonymiser: Pseudonymiser) -> Parsed:
+    """Read NCHS IJE mortality records (one per line, or unterminated 5000-byte records).
 
     death_id = DOD_YR + DSTATE + FILENO; county_fips = state FIPS of STATEC + COUNTYC; causes
     from ACME_UC and the 20 RAC slots. Records shorter than the fields read, or without an id or
     a valid date of death, are rejected; other problems are warnings on kept records.
     """
     collector = DeathsCollector(source_file, "ije")
-    for line, text in _records(path, encoding):
-        issues = RecordIssues()
-        raw = _mask_ssn(text).rstrip()
-        if len(text) < MIN_RECORD_LENGTH:
-            issues.reject(
-                None, f"record is {len(text)} characters; the IJE fields read need {MIN_RECORD_LENGTH}"
-                f" (full record {RECORD_LENGTH})",
-            )
-            collector.add({}, issues, line, raw)
-            continue
-        row = _ije_row({f.name: text[f.slice] for f in IJE_FIELDS}, pseudonymiser, issues)
-        collector.add(row, issues, line, raw)
+    with open(path, "rb") as f:
+        for line, record in _records(f):
+            issues = RecordIssues()
+            raw = _raw(record)
+            if len(record) < MIN_RECORD_LENGTH:
+                issues.reject(
+                    None, f"record is {len(record)} bytes; the IJE fields read need {MIN_RECORD_LENGTH}"
+                    f" (full record {RECORD_LENGTH})",
+                )
+                collector.add({}, issues, line, raw)
+                continue
+            row = _ije_row({f.name: decode_field(record[f.slice]) for f in IJE_FIELDS}, pseudonymiser, issues)
+            collector.add(row, issues, line, raw)
     return collector.parsed()
 
 
-def _records(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    with open(path, encoding=encoding) as f:
-        for line_number, text in enumerate(f, start=1):
-            text = text.rstrip("\n")
-            if not text.strip():
-                continue
-            if len(text) > RECORD_LENGTH and len(text) % RECORD_LENGTH == 0:
-                # Fixed-length records without line terminators.
-                for i in range(0, len(text), RECORD_LENGTH):
-                    yield line_number, text[i : i + RECORD_LENGTH]
-            else:
-                yield line_number, text
+def _records(f: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(line, record bytes): one record per line, and a line longer than a record is cut into
+    records (files of unterminated 5000-byte records), so memory never holds more than a record."""
+    line_number, carry = 1, b""
+    while True:
+        data = carry + f.readline(RECORD_LENGTH + 2 - len(carry))
+        carry = b""
+        if not data:
+            return
+        if data.endswith(b"\n") or len(data) < RECORD_LENGTH + 2:
+            record = data.rstrip(b"\r\n")
+            if record.strip():
+                yield line_number, record
+            line_number += 1
+        else:
+            carry = data[RECORD_LENGTH:]
+            yield line_number, data[:RECORD_LENGTH]
 
 
-def _mask_ssn(text: str) -> str:
+def decode_field(data: bytes) -> str:
+    """A field's text: UTF-8 when its bytes are, else Latin-1. A UTF-8 character cut by the field's
+    end is dropped, when the field shows it is UTF-8 by holding a whole multi-byte character too (a
+    lone Latin-1 letter at the end, as in a one-byte middle initial, is not cut UTF-8)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.reason == "unexpected end of data":
+            head = data[: e.start].decode("utf-8")
+            if not head.isascii():
+                return head
+    return data.decode(IJE_ENCODING)
+
+
+def _raw(record: bytes) -> str:
+    """The record's text for rejects, with the SSN field starred out and SSN-shaped digits
+    masked anywhere else."""
     s = FIELDS["SSN"].slice
-    if not text[s].strip():
-        return text
-    return text[: s.start] + "*" * len(text[s]) + text[s.stop :]
+    if record[s].strip():
+        record = record[: s.start] + b"*" * len(record[s]) + record[s.stop :]
+    return mask_ssn_shaped(decode_field(record).rstrip())
 
 
 def _ije_row(v: dict[str, str], pseudonymiser: Pseudonymiser, issues: RecordIssues) -> dict[str, Any]:
@@ -145,13 +167,13 @@ def _ije_row(v: dict[str, str], pseudonymiser: Pseudonymiser, issues: RecordIssu
     dod = (v["DOD_YR"], v["DOD_MO"], v["DOD_DY"])
     death_date = _date(*dod)
     if death_date is None:
-        issues.reject("DOD_YR/DOD_MO/DOD_DY", f"not a valid date of death: {'-'.join(dod)!r}")
+        issues.reject("DOD_YR/DOD_MO/DOD_DY", "not a valid date of death")
     birth_date = None
     dob = (v["DOB_YR"], v["DOB_MO"], v["DOB_DY"])
     if not (v["DOB_YR"] == UNKNOWN_YEAR or UNKNOWN_PART in dob[1:] or not "".join(dob).strip()):
         birth_date = _date(*dob)
         if birth_date is None:
-            issues.warn("DOB_YR/DOB_MO/DOB_DY", f"not a valid date of birth: {'-'.join(dob)!r}; not kept")
+            issues.warn("DOB_YR/DOB_MO/DOB_DY", "not a valid date of birth (nor 9999/99/99 for unknown); not kept")
     state = field_value(state_code, v["STATEC"], issues, "STATEC")
     ucod, causes = clean_causes(v["ACME_UC"], _rac_codes(v["RAC"]), issues, ("ACME_UC", "RAC"))
     return {
@@ -199,10 +221,10 @@ def _county_fips(state: str | None, countyc: str, issues: RecordIssues) -> str |
     if not county or county == UNKNOWN_COUNTY:
         return None
     if not re.fullmatch(r"[0-9]{3}", county):
-        issues.warn("COUNTYC", f"not a three-digit code: {county!r}")
+        issues.warn("COUNTYC", "residence county is not a three-digit code; left empty")
         return None
     if state not in STATE_FIPS:
-        issues.warn("STATEC", f"county code without a known residence state ({state!r})")
+        issues.warn("STATEC", "residence county without a known residence state; county left empty")
         return None
     return STATE_FIPS[state] + county
 

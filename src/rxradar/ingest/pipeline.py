@@ -8,16 +8,21 @@ and committing tables and rejects atomically through :class:`rxradar.workspace.W
 from __future__ import annotations
 
 import logging
+import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.compute as pc
+
 from rxradar.engine import Engine
 from rxradar.ingest import asap
+from rxradar.ingest.csv_records import RecordLimits
 from rxradar.ingest.deaths import read_deaths_csv
-from rxradar.ingest.ije import read_deaths_ije
+from rxradar.ingest.ije import MIN_RECORD_LENGTH, read_deaths_ije
 from rxradar.ingest.registries import read_pharmacies, read_prescribers
-from rxradar.ingest.rejects import Parsed
+from rxradar.ingest.rejects import REJECTED, Parsed, UnreadableFile
 from rxradar.privacy import Pseudonymiser
 from rxradar.ingest.zip_counties import read_zip_counties
 from rxradar.schema import TABLES, conform
@@ -78,7 +83,8 @@ def ingest_files(ws: Workspace, kind: str, paths: Iterable[Path], settings: Sett
 
 def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: Settings,
                 progress: Progress | None) -> FileOutcome:
-    """A registry or death-record file: read whole (they are small), committed on its own."""
+    """A registry or death-record file: read whole (they are small), committed on its own. A file
+    that cannot be read, or none of whose records can, fails: nothing of it is kept."""
     sha = file_sha256(path)
     prior = ws.prior_ingest(kind, sha)
     if prior is not None:
@@ -89,31 +95,71 @@ def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: 
                            same_as=prior.source_name)
     tx = ws.begin(kind, path, sha)
     try:
-        _load_parsed(tx, _read_other(kind, path, Pseudonymiser(ws.key)))
+        parsed = _read_other(kind, path, Pseudonymiser(ws.key), RecordLimits.from_settings(settings))
+        _check_some_kept(parsed, path, kind)
+        _load_parsed(tx, parsed)
         _advance(progress, path)
         rows = tx.commit()
-    except (ValueError, UnicodeDecodeError, OSError, EOFError) as exc:
-        tx.abort(str(exc))
-        return FileOutcome(path, "failed", tx.ingest_id, message=f"{path.name}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any failure fails this file alone, never the run
+        message = _failure_message(exc, path)
+        tx.abort(message)
+        return FileOutcome(path, "failed", tx.ingest_id, message=message)
     log.info("ingested %s as #%d", path.name, tx.ingest_id)
     return FileOutcome(path, "ingested", tx.ingest_id, tx.records_read, rows, len(tx.rejected_records),
                        tx.warnings)
 
 
-def _read_other(kind: str, path: Path, pseudonymiser: Pseudonymiser) -> Parsed:
+def _failure_message(exc: Exception, path: Path) -> str:
+    """What a failed file's manifest entry and the command say. Only messages written for this
+    (UnreadableFile, file-system errors) are shown: any other exception's text may quote a value
+    from the file, so it is logged by type and place alone."""
+    if isinstance(exc, UnreadableFile):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        text = f"cannot read the file ({exc.strerror or type(exc).__name__})"
+    else:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("reading %s failed with %s at %s:%d", path.name, type(exc).__name__,
+                  Path(where.filename).name, where.lineno)
+        text = f"could not be read ({type(exc).__name__} in the reader; nothing kept)"
+    return text if text.startswith(f"{path.name}:") else f"{path.name}: {text}"
+
+
+def _read_other(kind: str, path: Path, pseudonymiser: Pseudonymiser, limits: RecordLimits) -> Parsed:
+    if path.stat().st_size == 0:
+        raise UnreadableFile(f"{path.name}: empty file (0 bytes)")
     if kind == "prescribers":
-        return read_prescribers(path, path.name)
+        return read_prescribers(path, path.name, limits=limits)
     if kind == "pharmacies":
-        return read_pharmacies(path, path.name)
+        return read_pharmacies(path, path.name, limits)
     if kind == "zip_counties":
-        return read_zip_counties(path, path.name)
-    return (read_deaths_csv if _looks_like_csv(path) else read_deaths_ije)(path, path.name, pseudonymiser)
+        return read_zip_counties(path, path.name, limits)
+    if _looks_like_csv(path):
+        return read_deaths_csv(path, path.name, pseudonymiser, limits)
+    return read_deaths_ije(path, path.name, pseudonymiser)
 
 
 def _looks_like_csv(path: Path) -> bool:
+    """A deaths CSV names death_id in its header; anything else is read as IJE, whose records are
+    then rejected one by one (so a file that is neither fails saying it is neither)."""
     with open(path, "rb") as f:
-        first = f.readline(4096).lstrip(b"\xef\xbb\xbf").lower()
-    return b"death_id" in first and b"," in first
+        first = f.readline(MIN_RECORD_LENGTH)
+    return b"death_id" in first.lower() and b"," in first
+
+
+def _check_some_kept(parsed: Parsed, path: Path, kind: str) -> None:
+    """A file without records, or every record of which is rejected, is not that kind of file: it
+    fails as a whole (with the commonest reason), rather than being ingested with nothing in it."""
+    if parsed.records_read == 0:
+        csv = kind != "deaths" or _looks_like_csv(path)
+        raise UnreadableFile(f"{path.name}: no data records" + (" (a header line only)" if csv else ""))
+    rejected = parsed.rejects.filter(pc.equal(parsed.rejects["severity"], REJECTED))
+    if len({r for r in rejected["record_number"].to_pylist() if r is not None}) < parsed.records_read:
+        return
+    reason = Counter(rejected["reason"].to_pylist()).most_common(1)[0][0]
+    what = {"deaths": "death records (a CSV with a death_id header, or NCHS IJE)"}.get(kind, f"{kind} records")
+    raise UnreadableFile(f"{path.name}: none of its {parsed.records_read:,} records could be read as {what}; "
+                         f"nothing kept (commonest problem: {reason})")
 
 
 def _load_parsed(tx: IngestTransaction, parsed: Parsed) -> None:

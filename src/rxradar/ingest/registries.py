@@ -14,9 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rxradar.codes import DEA_PATTERN, NPI_PATTERN, dea_is_valid, ncpdp_format_ok, npi_is_valid
-from rxradar.ingest.csv_records import CsvRecords, RowSink, data_rows, named_rows, open_csv
+from rxradar.ingest.csv_records import (
+    DEFAULT_LIMITS,
+    CsvRecords,
+    RecordLimits,
+    RowSink,
+    data_rows,
+    named_rows,
+    open_csv,
+)
 from rxradar.ingest.place_codes import county_fips, field_value, state_code, warn_kept, zip5
-from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject
+from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, UnreadableFile
 from rxradar.reference.taxonomy import canonical_specialty, specialty_for
 from rxradar.schema import PHARMACIES, PRESCRIBERS
 
@@ -104,7 +112,8 @@ def _location(get: Callable[[str], str], sink: RowSink) -> dict[str, str | None]
 # --- prescribers ---------------------------------------------------------------------------
 
 
-def read_prescribers(path: Path, source_file: str, *, include_organisations: bool = False) -> Parsed:
+def read_prescribers(path: Path, source_file: str, *, include_organisations: bool = False,
+                     limits: RecordLimits = DEFAULT_LIMITS) -> Parsed:
     """Read an NPPES dissemination file or a simple prescriber CSV, detected by the header.
 
     NPPES: individuals (entity type 1) only unless ``include_organisations``; organisations and
@@ -117,7 +126,7 @@ def read_prescribers(path: Path, source_file: str, *, include_organisations: boo
     is filled from the taxonomy code. A later row with the same ``prescriber_id`` replaces an earlier
     one, with a warning.
     """
-    f, records, header = open_csv(path, source_file)
+    f, records, header = open_csv(path, source_file, limits)
     with f:
         sink = RowSink(PRESCRIBERS, "prescriber_id", source_file, records)
         if NPPES_COLUMNS["entity_type"] in header:
@@ -131,7 +140,7 @@ def _read_nppes(header: list[str], records: CsvRecords, sink: RowSink, include_o
     names = list(NPPES_COLUMNS.values()) + [n for slot in NPPES_TAXONOMY_SLOTS for n in slot]
     missing = [n for n in names if n not in header]
     if missing:
-        raise ValueError(f"{sink.source_file}: NPPES file is missing required columns: {', '.join(missing)}")
+        raise UnreadableFile(f"{sink.source_file}: NPPES file is missing required columns: {', '.join(missing)}")
     at = {key: header.index(name) for key, name in NPPES_COLUMNS.items()}
     slots = [(header.index(code), header.index(switch)) for code, switch in NPPES_TAXONOMY_SLOTS]
     country = header.index(NPPES_COUNTRY) if NPPES_COUNTRY in header else None
@@ -217,7 +226,7 @@ def _read_prescriber_csv(header: list[str], records: CsvRecords, sink: RowSink) 
 # --- pharmacies ----------------------------------------------------------------------------
 
 
-def read_pharmacies(path: Path, source_file: str) -> Parsed:
+def read_pharmacies(path: Path, source_file: str, limits: RecordLimits = DEFAULT_LIMITS) -> Parsed:
     """Read a pharmacy CSV (``npi, ncpdp, dea, name, address, city, state, zip, county_fips, lat,
     lon``; optional ``pharmacy_id, chain_site_id``).
 
@@ -226,7 +235,7 @@ def read_pharmacies(path: Path, source_file: str) -> Parsed:
     warning. Invalid identifiers, states, ZIPs, FIPS codes and coordinates are left empty with a
     warning. A later row with the same ``pharmacy_id`` replaces an earlier one, with a warning.
     """
-    f, records, header = open_csv(path, source_file)
+    f, records, header = open_csv(path, source_file, limits)
     with f:
         sink = RowSink(PHARMACIES, "pharmacy_id", source_file, records)
         for get in named_rows(records, sink, header, PHARMACY_CSV_REQUIRED, PHARMACY_CSV_OPTIONAL):

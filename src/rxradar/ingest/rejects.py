@@ -12,6 +12,11 @@ REJECTED = "rejected"
 WARNING = "warning"
 
 
+class UnreadableFile(ValueError):
+    """A source file none of which can be kept. The message names the file and the rule it breaks,
+    never a value from it: it becomes the manifest's detail and the command's output."""
+
+
 @dataclass(frozen=True)
 class Reject:
     """One problem with one record. ``severity`` says whether the record was kept."""

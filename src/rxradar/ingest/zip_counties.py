@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from rxradar.ingest.csv_records import RowSink, named_rows, open_csv
+from rxradar.ingest.csv_records import DEFAULT_LIMITS, RecordLimits, RowSink, named_rows, open_csv
 from rxradar.ingest.place_codes import county_fips, zip5
 from rxradar.ingest.rejects import REJECTED, Parsed
 from rxradar.schema import ZIP_COUNTIES
@@ -22,12 +22,12 @@ REQUIRED = ("zip", "county")
 OPTIONAL = ("usps_zip_pref_state", "res_ratio")
 
 
-def read_zip_counties(path: Path, source_file: str) -> Parsed:
+def read_zip_counties(path: Path, source_file: str, limits: RecordLimits = DEFAULT_LIMITS) -> Parsed:
     """Read a HUD-layout ZIP-county CSV. ZIP and county follow the registries' rules (a value
     that lost its leading zero in a spreadsheet is restored); a row without a usable ZIP or
     county, or whose ratio is not a number between 0 and 1 (it would misplace the ZIP's
     residents), is rejected. A repeated (ZIP, county) pair keeps the later row, with a warning."""
-    f, records, header = open_csv(path, source_file)
+    f, records, header = open_csv(path, source_file, limits)
     with f:
         sink = RowSink(ZIP_COUNTIES, "zip_county", source_file, records)
         for get in named_rows(records, sink, header, REQUIRED, OPTIONAL):
