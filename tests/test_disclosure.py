@@ -3,7 +3,11 @@ unstable rates."""
 
 from __future__ import annotations
 
-from rxradar.disclosure import UNSTABLE_EVENTS, Count, suppress
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from rxradar.disclosure import SMALL_CELL, UNSTABLE_EVENTS, Count, suppress
 
 COUNTS = [Count("people", rate="rate"), Count("sick", part_of="people")]
 
@@ -24,17 +28,19 @@ def test_small_cells_are_withheld_with_their_rates_and_zero_is_not_small():
 
 def test_a_part_is_withheld_when_the_rest_of_its_whole_is_small():
     # 30 people, 25 sick: the 5 who are not would follow, so the 25 are withheld; 30 and 15 stay.
-    out = suppress([row("a", "g", 30, 25), row("b", "h", 30, 15)], COUNTS, groups=("group",))
+    # (No group totals here: with one, a lone row's withheld cells would follow from it.)
+    out = suppress([row("a", "g", 30, 25), row("b", "h", 30, 15)], COUNTS, groups=())
     assert shown(out) == {"a": (30, None, 3.0), "b": (30, 15, 3.0)}
 
 
-def test_one_withheld_cell_in_a_group_takes_the_smallest_other_with_it():
+def test_one_withheld_cell_in_a_group_takes_one_large_enough_to_hide_it():
     rows = [row("a", "g", 500, 40), row("b", "g", 120, 3), row("c", "g", 60, 0), row("d", "g", 90, 12),
             row("e", "h", 70, 20)]
     out = suppress(rows, COUNTS, groups=("group",))
-    # b's 3 sick is small; of g's other non-zero counts (40, 12) the smallest, d's 12, goes too.
-    # c's 0 stays (zero is never the second cell: it tells nothing). Group h is untouched.
-    assert shown(out) == {"a": (500, 40, 50.0), "b": (120, None, 12.0), "c": (60, 0, 6.0), "d": (90, None, 9.0),
+    # b's 3 sick is small. d's 12 would not hide it: 3 + 12 = 15 with 12 marked not small (>= 11)
+    # leaves b 1 to 4. a's 40 does (2 x 11 - 2 = 20 or more): b + a = 43, a >= 11, so b may be
+    # anything from 1 to 10. c's 0 stays (zero tells nothing). Group h is untouched.
+    assert shown(out) == {"a": (500, None, 50.0), "b": (120, None, 12.0), "c": (60, 0, 6.0), "d": (90, 12, 9.0),
                           "e": (70, 20, 7.0)}
 
 
@@ -74,3 +80,102 @@ def test_rates_on_few_events_are_unstable():
 
 def test_the_threshold_is_a_parameter():
     assert shown(suppress([row("a", "g", 5, 0)], COUNTS, threshold=5, groups=("group",))) == {"a": (5, 0, 0.5)}
+
+
+# --- solving for the withheld cells, as a reader of the published table would --------------------
+# Protection (disclosure.py, after Hundepool et al. 2012, ch. 4-5): the range a reader can work
+# out for each small cell, and for each small rest (whole - part), must be at least as wide as
+# the small-cell range 1..threshold-1 (threshold - 2 between its ends): a small cell is known no
+# better than its "<11" mark says. The reader
+# here is written independently of disclosure.py: one variable per cell, shown cells fixed.
+
+PARTS = [Count("patients", rate="patients_rate"), Count("at_risk", rate="at_risk_rate", part_of="patients"),
+         Count("shopping", part_of="patients")]
+
+
+def attack(rows: list[dict], published: list[dict], groups: tuple, threshold: int) -> list[tuple]:
+    """(row, what, true value, least, greatest) for every small cell and small rest."""
+    cols = [c.column for c in PARTS]
+    var = {(i, c): k for k, (i, c) in enumerate((i, c) for i in range(len(rows)) for c in cols)}
+    bounds = []
+    for i, c in var:
+        if published[i][c] is not None:
+            bounds.append((published[i][c], published[i][c]))
+        elif c in published[i]["small"]:
+            bounds.append((1, threshold - 1))  # marked "<11"
+        else:
+            bounds.append((threshold, None))  # withheld, not small, and zero is never withheld
+    a_eq, b_eq = [], []
+    for group in groups:  # every column's total over each group of rows is published
+        keys = sorted({r[group] if group else None for r in rows}, key=str)
+        for key in keys:
+            idx = [i for i, r in enumerate(rows) if (r[group] if group else None) == key]
+            for c in cols:
+                line = np.zeros(len(var))
+                line[[var[(i, c)] for i in idx]] = 1
+                a_eq.append(line)
+                b_eq.append(sum(rows[i][c] for i in idx))
+    a_ub, b_ub = [], []
+    for i in range(len(rows)):
+        for part in ("at_risk", "shopping"):
+            line = np.zeros(len(var))
+            line[var[(i, part)]], line[var[(i, "patients")]] = 1, -1
+            a_ub.append(line)
+            b_ub.append(0)
+    found = []
+    for i, r in enumerate(rows):
+        targets = [(c, {var[(i, c)]: 1}, r[c]) for c in cols if 0 < r[c] < threshold]
+        targets += [(f"patients-{p}", {var[(i, "patients")]: 1, var[(i, p)]: -1}, r["patients"] - r[p])
+                    for p in ("at_risk", "shopping") if published[i][p] is None and 0 < r["patients"] - r[p] < threshold]
+        for what, coefficients, true in targets:
+            objective = np.zeros(len(var))
+            for k, v in coefficients.items():
+                objective[k] = v
+            ends = []
+            for sign in (1, -1):
+                res = linprog(sign * objective, A_ub=np.array(a_ub), b_ub=b_ub, A_eq=np.array(a_eq), b_eq=b_eq,
+                              bounds=bounds, method="highs")
+                assert res.status in (0, 3), res.message
+                ends.append(float("inf") * -sign if res.status == 3 else sign * res.fun)
+            found.append((r["place"], what, true, *ends))
+    return found
+
+
+def county_rows(rng: np.random.Generator, n: int) -> list[dict]:
+    out = []
+    for k in range(n):
+        patients = int(rng.choice([0, rng.integers(1, 11), rng.integers(11, 40), rng.integers(40, 2000)]))
+        at_risk = int(rng.integers(0, patients + 1)) if patients else 0
+        if rng.random() < 0.3 and patients:
+            at_risk = max(0, patients - int(rng.integers(1, 11)))  # a small rest
+        # Mostly small, but not all: a column of nothing but small cells and zeros is given back
+        # by its published total whatever is withheld (disclosure.py says so).
+        shopping = int(rng.integers(0, min(patients, 12 if rng.random() < 0.6 else 60) + 1)) if patients else 0
+        out.append({"place": f"c{k}", "state": "AB"[k % 2], "patients": patients, "at_risk": at_risk,
+                    "shopping": shopping, "patients_rate": patients / 7, "at_risk_rate": at_risk / 7})
+    return out
+
+
+def test_the_smallest_other_cell_as_backup_is_given_back_by_the_total():
+    # 1, 11 and 500 with their total: withholding 1 and 11 leaves 1 + 11 = 12 with the 11 marked
+    # not small (>= 11), which pins the 1. The backup is now the 500, and 11 is shown.
+    rows = [{"place": p, "state": "X", "patients": n, "at_risk": 0, "shopping": 0, "patients_rate": n / 7,
+             "at_risk_rate": 0.0} for p, n in (("a", 1), ("b", 11), ("c", 500))]
+    out = suppress(rows, PARTS, groups=(None,))
+    assert [r["patients"] for r in out] == [None, 11, None]
+    [(_, what, true, low, high)] = attack(rows, out, (None,), SMALL_CELL)
+    assert (what, true, low, high) == ("patients", 1, 1, 10)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_no_withheld_value_can_be_worked_out_from_what_is_published(seed):
+    rng = np.random.default_rng(seed)
+    rows = county_rows(rng, int(rng.integers(6, 30)))
+    groups = ("state", None)
+    published = suppress(rows, PARTS, groups=groups)
+    for place, what, true, low, high in attack(rows, published, groups, SMALL_CELL):
+        assert low < high, f"{place} {what} = {true} is pinned"
+        assert high - low >= SMALL_CELL - 2, f"{place} {what} = {true}: a reader finds {low}..{high}"
+    for r, p in zip(rows, published):  # a rate never sits beside a withheld count
+        assert (p["patients_rate"] is None) == (p["patients"] is None)
+        assert (p["at_risk_rate"] is None) == (p["at_risk"] is None)

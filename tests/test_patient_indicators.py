@@ -229,3 +229,14 @@ def test_indicator_reference_in_docs_is_generated_from_the_declarations():
 
     docs = Path(__file__).parent.parent / "docs" / "indicators.md"
     assert docs.read_text() == markdown(), "run: rxradar indicators --markdown > docs/indicators.md"
+
+
+def test_the_pqa_denominator_is_named_as_one_and_only_the_numerator_claims_a_dose():
+    # pqa_high_dosage never checks the dose: profiles showed "High dosage (PQA)" for 1,824 of
+    # 1,955 patients. It is the PQA measure's denominator; pqa_high_dosage_mme is its numerator.
+    found = {i.id: i for i in indicators()}
+    denominator, numerator = found["pqa_high_dosage"], found["pqa_high_dosage_mme"]
+    assert "denominator" in denominator.title and "MME" not in denominator.title + denominator.sql
+    assert "at least 90" not in denominator.description.split(":")[0]
+    assert "MME of at least 90" in numerator.title and numerator.parameters == {"mme": 90}
+    assert "avg_daily_mme >= $mme" in numerator.sql and "pqa_high_dosage" in numerator.sql

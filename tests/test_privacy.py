@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rxradar.analytics import store
 from rxradar.analytics.analyze import analyze
 from rxradar.catalog import open_engine
 from rxradar.ingest.asap_writer import AsapDispensation, AsapFile, AsapPatient, AsapPharmacy, write_asap
@@ -278,7 +279,7 @@ def _dashboard_shows_no_patient_value(root: Path) -> None:
             f"/api/prescribers/{PRESCRIBER_NPI}", f"/api/pharmacies/{PHARMACY_NPI}"]
     pages = {url: client.get(url) for url in urls}
     assert {url: r.status_code for url, r in pages.items()} == dict.fromkeys(urls, 200)
-    person_ids = [r["person_id"] for r in pq.read_table(root / "analytics" / "persons.parquet").to_pylist()]
+    person_ids = [r["person_id"] for r in pq.read_table(store.saved_tables(root)["persons"]).to_pylist()]
     patient_values = [LAST, FIRST, MIDDLE, BIRTH, "1971-02-03", LICENCE, STREET, PHONE, *RX_NUMBERS, *person_ids]
     assert [(url, v) for url, r in pages.items() for v in patient_values if v in r.text] == []
 

@@ -159,17 +159,19 @@ def test_county_counts_go_through_disclosure_control(client):
     kanawha, cabell, logan, ohio = rows["54039"], rows["54011"], rows["54045"], rows["39053"]
     # Small cells: 4 doctor shoppers in Kanawha, 7 at-risk patients in Cabell (and Cabell's rate).
     assert kanawha["patients_oig_doctor_shopping"] is None
-    assert (cabell["patients_at_risk"], cabell["at_risk_per_1000"], cabell["patients"]) == (None, None, 962)
-    assert cabell["patients_per_1000"] == pytest.approx(1000 * 962 / 91_945)
+    assert (cabell["patients_at_risk"], cabell["at_risk_per_1000"]) == (None, None)
     # Cabell alone withheld among West Virginia's at-risk counts would follow from the state's
-    # total: Kanawha's 142, the smallest other, goes too.
-    assert (kanawha["patients_at_risk"], kanawha["patients"]) == (None, 1_848)
-    assert kanawha["suppressed"] == ["patients_at_risk", "at_risk_per_1000", "patients_oig_doctor_shopping"]
-    # 11 of Ohio's 20 patients at risk: the 9 not at risk are a small cell, so the 11 are withheld.
-    assert (ohio["patients"], ohio["patients_at_risk"]) == (20, None)
+    # total: Kanawha's 142 goes too. 11 of Ohio's 20 patients at risk: the 9 not at risk are a
+    # small cell, so the 11 are withheld; Ohio is its state's only county, so its state total
+    # gives them back, and its 20 patients go as well, then enough of the others that the grand
+    # total gives nothing back (disclosure.py): every patient count but Logan's zero.
+    assert (kanawha["patients_at_risk"], ohio["patients_at_risk"]) == (None, None)
+    assert [r["patients"] for r in (kanawha, cabell, ohio)] == [None, None, None]
+    assert kanawha["suppressed"] == ["patients", "patients_per_1000", "patients_at_risk", "at_risk_per_1000",
+                                     "patients_oig_doctor_shopping"]
     # Zero is not a small cell; rates on fewer than 20 patients are marked unstable.
     assert (logan["patients"], logan["suppressed"]) == (0, [])
-    assert ohio["unstable"] == [] and logan["unstable"] == ["patients_per_1000", "at_risk_per_1000"]
+    assert logan["unstable"] == ["patients_per_1000", "at_risk_per_1000"]
     page = client.get("/counties").text
     assert "&lt;11" in page and "withheld (small numbers)" in page
     # A small cell reads '<11'; a cell withheld so as not to reveal one reads 'w' ('<11' would be untrue).

@@ -7,6 +7,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
+from rxradar.analytics import store
 from rxradar.durable import replacing
 from rxradar.engine import Engine
 from rxradar.reference.counties import counties
@@ -54,26 +57,56 @@ class ExportResult:
 
 def export_table(ws: Workspace, settings: Settings, table: str, fmt: str, out: Path, *,
                  identified: bool = False, actor: str | None = None) -> ExportResult:
-    """Write one canonical table. Identified columns only when ``identified`` is asked for (audited)."""
-    if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; tables are {sorted(TABLES)}")
+    """Write one canonical table, or one table of the last analysis. Identified columns only
+    when ``identified`` is asked for (audited). The file is readable by its owner only: rows of
+    records, people, prescribers or pharmacies, none through disclosure control."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {EXPORT_FORMATS}")
+    if table in store.ANALYTICS_TABLES:
+        return _export_analysis_table(ws, settings, table, fmt, out)
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; tables are {sorted(TABLES)} and, from the last analysis, "
+                         f"{list(store.ANALYTICS_TABLES)}")
     if TABLES[table].restricted and not identified:
         raise RestrictedError(f"{table} holds identified data; pass --identified to export it (the export is audited)")
     columns = table_columns(table, identified)
     select = f"SELECT {', '.join(_quote(c) for c in columns)} FROM {table} ORDER BY {_quote(columns[0])}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open_engine(ws, settings) as engine, replacing(out) as tmp:
-        if fmt == "csv":
-            engine.copy_to_csv(select, tmp)
-        else:
-            engine.copy_to_parquet(select, tmp)
+    with open_engine(ws, settings) as engine, replacing(out, private=True) as tmp:
+        _copy(engine, select, fmt, tmp)
         rows = int(engine.scalar(f"SELECT count(*) FROM {table}"))
     if identified:
         ws.audit(actor or getpass.getuser(), "export_identified", table,
                  {"path": str(out), "rows": rows, "format": fmt})
     return ExportResult(out, rows, columns)
+
+
+def _export_analysis_table(ws: Workspace, settings: Settings, table: str, fmt: str, out: Path) -> ExportResult:
+    """One table of the current analysis, read from the version current when the export began
+    (held until the file is written)."""
+    snap = store.open_current(ws.root)
+    path = snap.path(table) if snap else None
+    if path is None:
+        raise ValueError(f"the workspace has no {table} analysis table: run rxradar analyze first")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with snap, Engine(memory_limit=settings.memory_limit, threads=settings.threads,
+                      temp_directory=ws.root / "tmp") as engine, replacing(out, private=True) as tmp:
+        columns = pq.read_schema(path).names
+        if fmt == "csv":
+            lists = ", ".join(f"array_to_string({c}, '; ') AS {c}" for c in ("flags", "reasons") if c in columns)
+            engine.copy_to_csv("SELECT * " + (f"REPLACE ({lists}) " if lists else "") + "FROM read_parquet(?)",
+                               tmp, [str(path)])
+        else:
+            engine.copy_to_parquet("SELECT * FROM read_parquet($path)", tmp, {"path": str(path)})
+        rows = pq.read_metadata(path).num_rows
+    return ExportResult(out, rows, columns)
+
+
+def _copy(engine: Engine, select: str, fmt: str, path: Path) -> None:
+    if fmt == "csv":
+        engine.copy_to_csv(select, path)
+    else:
+        engine.copy_to_parquet(select, path)
 
 
 def _quote(identifier: str) -> str:

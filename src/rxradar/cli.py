@@ -154,13 +154,13 @@ def tables(workspace: WorkspaceOpt = None, mme_table: MmeOpt = None) -> None:
 
 
 @app.command("export")
-def export(table: Annotated[str, typer.Argument(help="canonical table name")],
+def export(table: Annotated[str, typer.Argument(help="canonical table name, or a table of the last analysis")],
            out: Annotated[Path, typer.Option("--out", "-o", help="file to write")],
            fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet")] = "csv",
            identified: Annotated[bool, typer.Option("--identified", help="include names, birth dates and other "
                                                      "identified columns (audited)")] = False,
            workspace: WorkspaceOpt = None, mme_table: MmeOpt = None) -> None:
-    """Write one table to CSV or Parquet; identified columns only with --identified."""
+    """Write one table to CSV or Parquet, readable by you only; identified columns only with --identified."""
     s, ws = _open(workspace, mme_table=mme_table)
     with ws:
         try:

@@ -7,8 +7,24 @@ passes through :func:`suppress`.
   whose whole is shown is withheld when the rest (whole - part) is a small cell, and the
   non-zero parts of a withheld whole go with it (they would bound it); in each group of rows
   whose total may be known (the counties of a state; all rows, as totals are published) where a
-  column has exactly one withheld cell, the smallest other non-zero cell is withheld too. All
+  column has exactly one withheld cell, another non-zero cell is withheld too (below). All
   of this repeats until nothing changes.
+* Then the table is attacked as a reader would (:func:`feasible_range`): from the shown cells,
+  the group totals, each part at most its whole, and what the marks say (a cell marked small is
+  1 to ``threshold - 1``; any other withheld cell is non-zero, so at least ``threshold``), linear
+  programming gives the least and greatest value each small cell, and each small rest of a
+  whole, can take. It is protected when that range is at least as wide as the small-cell range
+  (``threshold - 2`` between its ends: 1 to 10 for 11), so a small cell is known no better than
+  its "<11" mark says (the protection interval of cell suppression, Hundepool et al. 2012, Statistical Disclosure Control, Wiley,
+  ch. 4 "Magnitude tabular data" and ch. 5 "Frequency tables"; sdcTable's ``attack()`` makes
+  the same check). While some value is not, one more cell is withheld: the whole of a small
+  rest, else a cell of its column and group. A column whose cells in a group are all small or
+  zero cannot be protected this way while its group total is published.
+  Second and further cells are the smallest shown ones large enough to give a small cell that
+  range alone (at least 2 x threshold - 2), else the largest: "the smallest other non-zero
+  cell" is not enough: with cells
+  1, 11 and 500 and their total known, withholding 1 and 11 gives them back (they sum to 12,
+  the 1 is marked small and the 11 is not).
 * Rates on fewer than ``UNSTABLE_EVENTS`` events are marked unstable (NCHS: rates based on fewer
   than 20 events do not meet standards of reliability).
 
@@ -20,6 +36,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
 
 SMALL_CELL = 11  # CMS cell size suppression policy; the small_cell setting's default
 UNSTABLE_EVENTS = 20  # NCHS Data Presentation Standards / CDC WONDER "unreliable" below 20
@@ -46,9 +65,8 @@ def suppress(rows: Sequence[dict], counts: Sequence[Count], *, threshold: int = 
     members = [_members(out, group) for group in groups]
     changed = True
     while changed:
-        changed = _complements(out, counts, withheld, threshold)
-        for idx in members:
-            changed |= _secondary(out, counts, withheld, idx)
+        changed = _stable(out, counts, withheld, threshold, members)
+        changed |= _protect(out, counts, withheld, small, threshold, members)
     for r, gone, tiny in zip(out, withheld, small):
         for c in counts:
             if c.column in gone:
@@ -60,6 +78,122 @@ def suppress(rows: Sequence[dict], counts: Sequence[Count], *, threshold: int = 
         r["unstable"] = [c.rate for c in counts if c.rate and r[c.column] is not None and r[c.rate] is not None
                          and r[c.column] < UNSTABLE_EVENTS]
     return out
+
+
+def _stable(rows: list[dict], counts: Sequence[Count], withheld: list[set], threshold: int,
+            members: list[list[list[int]]]) -> bool:
+    """The complement and second-cell rules, repeated until nothing changes; whether any did."""
+    any_change, changed = False, True
+    while changed:
+        changed = _complements(rows, counts, withheld, threshold)
+        for idx in members:
+            changed |= _secondary(rows, counts, withheld, idx, threshold)
+        any_change |= changed
+    return any_change
+
+
+def _protect(rows: list[dict], counts: Sequence[Count], withheld: list[set], small: list[set], threshold: int,
+             members: list[list[list[int]]]) -> bool:
+    """Withhold one more cell for the first sensitive cell whose feasible range does not cover
+    the small-cell range; whether one was withheld."""
+    for target in sensitive(rows, counts, withheld, small, threshold):
+        if protected(*feasible_range(rows, counts, withheld, small, threshold, members, target), threshold):
+            continue
+        i, column, whole = target
+        if whole is not None and whole not in withheld[i]:
+            withheld[i].add(whole)  # a small rest of a shown whole: the whole opens it up
+            return True
+        for idx in sorted((g for groups in members for g in groups if i in g), key=len):
+            shown = [j for j in idx if column not in withheld[j] and rows[j][column]]
+            if shown:
+                withheld[_backup(rows, column, shown, threshold)].add(column)
+                return True
+    return False
+
+
+def protected(low: float, high: float, threshold: int) -> bool:
+    """Whether a reader's range for a small value is wide enough: at least as wide as the
+    small-cell range itself (threshold - 2 between its ends, 1 to 10 for 11)."""
+    return high - low >= threshold - 2
+
+
+Target = tuple[int, str, str | None]  # row, column, and the whole when the rest (whole - column) is meant
+
+
+def sensitive(rows: Sequence[dict], counts: Sequence[Count], withheld: list[set], small: list[set],
+              threshold: int) -> list[Target]:
+    """What must not be worked out: every small cell, and every small rest (whole - part) of a
+    part withheld for it."""
+    out: list[Target] = []
+    for i, r in enumerate(rows):
+        for c in counts:
+            if c.column in small[i]:
+                out.append((i, c.column, None))
+            elif c.part_of and c.column in withheld[i] and _small(r[c.part_of] - r[c.column], threshold):
+                out.append((i, c.column, c.part_of))
+    return out
+
+
+def feasible_range(rows: Sequence[dict], counts: Sequence[Count], withheld: list[set], small: list[set],
+                   threshold: int, members: list[list[list[int]]], target: Target) -> tuple[float, float]:
+    """The least and greatest value ``target`` can take given what is published: shown cells,
+    the total of each column over each group of rows, each part at most its whole, zero never
+    withheld, and the marks (small: 1 to threshold - 1; other withheld cells at least
+    threshold). Linear programming (HiGHS), as an intruder would."""
+    cells = [(i, c.column) for i, r in enumerate(rows) for c in counts if c.column in withheld[i]]
+    index = {cell: k for k, cell in enumerate(cells)}
+    bounds = [(1, threshold - 1) if col in small[i] else (threshold, None) for i, col in cells]
+    eq_rows, eq_values = [], []
+    for groups in members:
+        for idx in groups:
+            for c in counts:
+                hidden = [index[(i, c.column)] for i in idx if (i, c.column) in index]
+                if hidden:
+                    row = np.zeros(len(cells))
+                    row[hidden] = 1
+                    eq_rows.append(row)
+                    eq_values.append(sum(rows[i][c.column] for i in idx if (i, c.column) in index))
+    le_rows, le_values = [], []
+    for i in range(len(rows)):
+        for c in counts:
+            if not c.part_of:
+                continue
+            part, whole = index.get((i, c.column)), index.get((i, c.part_of))
+            if part is None and whole is None:
+                continue
+            row = np.zeros(len(cells))  # part - whole <= 0, shown values moved to the right
+            bound = 0.0
+            if part is None:
+                bound -= rows[i][c.column]
+            else:
+                row[part] += 1
+            if whole is None:
+                bound += rows[i][c.part_of]
+            else:
+                row[whole] -= 1
+            le_rows.append(row)
+            le_values.append(bound)
+    objective = np.zeros(len(cells))
+    i, column, whole = target
+    constant = 0.0
+    if whole is None:
+        objective[index[(i, column)]] = 1
+    else:  # the rest: whole - part
+        objective[index[(i, column)]] -= 1
+        if (i, whole) in index:
+            objective[index[(i, whole)]] += 1
+        else:
+            constant = rows[i][whole]
+    ends = []
+    for sign in (1, -1):
+        res = linprog(sign * objective, A_ub=np.array(le_rows) if le_rows else None, b_ub=le_values or None,
+                      A_eq=np.array(eq_rows) if eq_rows else None, b_eq=eq_values or None, bounds=bounds,
+                      method="highs")
+        if res.status == 3:  # unbounded: nothing published limits it
+            ends.append(float("inf") * -sign)
+        else:
+            ends.append(constant + sign * res.fun)
+    return ends[0], ends[1]
 
 
 def _small(value: int | None, threshold: int) -> bool:
@@ -87,7 +221,8 @@ def _members(rows: list[dict], group: str | None) -> list[list[int]]:
     return list(members.values())
 
 
-def _secondary(rows: list[dict], counts: Sequence[Count], withheld: list[set], groups: list[list[int]]) -> bool:
+def _secondary(rows: list[dict], counts: Sequence[Count], withheld: list[set], groups: list[list[int]],
+               threshold: int) -> bool:
     changed = False
     for idx in groups:
         for c in counts:
@@ -95,6 +230,16 @@ def _secondary(rows: list[dict], counts: Sequence[Count], withheld: list[set], g
                 continue
             shown = [i for i in idx if c.column not in withheld[i] and rows[i][c.column]]
             if shown:
-                withheld[min(shown, key=lambda i: (rows[i][c.column], i))].add(c.column)
+                withheld[_backup(rows, c.column, shown, threshold)].add(c.column)
                 changed = True
     return changed
+
+
+def _backup(rows: Sequence[dict], column: str, shown: list[int], threshold: int) -> int:
+    """The cell to withhold beside a small one: the smallest shown cell that alone gives it the
+    whole small-cell range (at least 2 x threshold - 2: it can make up for the small cell being
+    anywhere from 1 to threshold - 1 and still be at least threshold), else the largest."""
+    enough = [j for j in shown if rows[j][column] >= 2 * threshold - 2]
+    if enough:
+        return min(enough, key=lambda j: (rows[j][column], j))
+    return max(shown, key=lambda j: (rows[j][column], -j))

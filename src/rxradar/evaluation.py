@@ -41,13 +41,20 @@ def evaluate(ws: Workspace, truth: Path) -> list[Score]:
     """Scores for pill-mill prescribers, disproportionate pharmacies and doctor shoppers."""
     anomalies = pacsv.read_csv(truth / "anomalies.csv", convert_options=pacsv.ConvertOptions(
         column_types={"entity_id": pa.string()})).to_pylist()
-    about = store.load_about(ws.root) or {}
-    period = about.get("period", {})
+    snap = store.open_current(ws.root)
+    if snap is None:
+        raise FileNotFoundError(f"no analysis results in {ws.root}: run rxradar analyze first")
+    with snap:  # every table from one analysis
+        return _evaluate(ws, truth, anomalies, snap)
+
+
+def _evaluate(ws: Workspace, truth: Path, anomalies: list[dict], snap: store.Snapshot) -> list[Score]:
+    period = snap.about.get("period", {})
     planted: dict[str, set[str]] = {}
     for a in anomalies:
         if _active(a, period.get("start"), period.get("end")):
             planted.setdefault(a["kind"], set()).add(a["entity_id"])
-    tables = store.saved_tables(ws.root)
+    tables = snap.tables()
     missing = {"prescriber_metrics", "pharmacy_metrics", "patient_indicators", "identity_persons"} - set(tables)
     if missing:
         raise FileNotFoundError(f"no analysis results in {ws.root} ({', '.join(sorted(missing))}): run rxradar analyze first")

@@ -30,6 +30,17 @@ from rxradar.settings import Settings
 from rxradar.workspace import Workspace
 
 STEPS = ("persons", "patient indicators", "prescribers", "pharmacies", "saving")
+# What each analysis table is made of, in the order they are saved. pid numbers persons in
+# person_id order (persons.sql), so ordering by it gives the same files as ordering by the
+# 32-character person_id, for an integer sort.
+SAVED = (("persons", "SELECT * EXCLUDE (pid) FROM persons ORDER BY pid"),
+         ("identity_persons", "SELECT identity_id, person_id, method FROM identity_persons ORDER BY identity_id"),
+         ("patient_indicators", "SELECT * EXCLUDE (pid) FROM patient_indicators ORDER BY pid"),
+         ("prescriber_metrics", "SELECT * FROM prescriber_metrics_t ORDER BY rank"),
+         ("prescriber_months", "SELECT * FROM prescriber_months_t ORDER BY prescriber_id, month"),
+         ("pharmacy_metrics", "SELECT * FROM pharmacy_metrics_t ORDER BY rank"),
+         ("deciles", "SELECT * FROM deciles_t"),
+         ("county_metrics", "SELECT * FROM county_metrics_t ORDER BY county_fips"))
 
 
 @dataclass(frozen=True)
@@ -61,8 +72,9 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
 
     With ``out``, writes ``prescriber_metrics.csv``, ``pharmacy_metrics.csv``, ``deciles.csv``,
     ``county_metrics.csv``, ``patient_indicators.csv`` (pseudonymised person ids; names and birth
-    dates only with ``identified``, which is audited; the file is readable by its owner only) and
-    ``settings.json``.
+    dates only with ``identified``, which is audited) and ``settings.json``. None of them has been
+    through disclosure control (county counts are exact, small cells included), so every one is
+    readable by its owner only; what may be published is ``rxradar report --public``.
     """
     say = step or (lambda _s: None)
     items = indicators(parse_overrides(settings.indicator_params))
@@ -96,25 +108,18 @@ def analyze(ws: Workspace, settings: Settings, *, start: date | None = None, end
         engine.register("prescriber_months_t", months)
         counties = _counties(engine, items, settings)
         engine.register("county_metrics_t", counties)
-        root = ws.root
-        # pid numbers persons in person_id order (persons.sql), so ordering by it gives the same
-        # files as ordering by the 32-character person_id, for an integer sort.
-        for name, sql in (("persons", "SELECT * EXCLUDE (pid) FROM persons ORDER BY pid"),
-                          ("identity_persons", "SELECT identity_id, person_id, method FROM identity_persons "
-                                               "ORDER BY identity_id"),
-                          ("patient_indicators", "SELECT * EXCLUDE (pid) FROM patient_indicators ORDER BY pid"),
-                          ("prescriber_metrics", "SELECT * FROM prescriber_metrics_t ORDER BY rank"),
-                          ("prescriber_months", "SELECT * FROM prescriber_months_t ORDER BY prescriber_id, month"),
-                          ("pharmacy_metrics", "SELECT * FROM pharmacy_metrics_t ORDER BY rank"),
-                          ("deciles", "SELECT * FROM deciles_t"),
-                          ("county_metrics", "SELECT * FROM county_metrics_t ORDER BY county_fips")):
-            store.save_table(engine, root, name, sql)
         about = {"period": {"start": period.start, "end": period.end}, "finished_at": now(),
                  "settings": {k: str(v) for k, v in dataclasses.asdict(settings).items()},
                  "indicators": {i.id: i.parameters for i in items}, "peer_rules": dataclasses.asdict(rules),
                  "rows": {"persons": n_persons, "patients": n_patients, "prescribers": prescribers.num_rows,
                           "pharmacies": pharmacies.num_rows, "counties": counties.num_rows}}
-        store.save_about(root, about)
+        # Every table goes into a new version, switched to in one step once all are on disk: a
+        # reader sees the previous analysis or this one, never some tables of each.
+        with store.new_run(ws.root) as run:
+            for name, sql in SAVED:
+                run.save_table(engine, name, sql)
+            run.save_about(about)
+            run.publish()
         outputs = _write_outputs(engine, out, about, identified) if out else []
     if out and identified:
         ws.audit(actor or getpass.getuser(), "export_identified", "patient_indicators",
@@ -290,11 +295,12 @@ def _write_outputs(engine: Engine, out: Path, about: dict, identified: bool) -> 
                    "JOIN identities AS i USING (identity_id) GROUP BY ip.person_id) AS i ON i.person_id = p.person_id "
                    if identified else "")
                 + "ORDER BY p.pid")
-    written.append(_csv(engine, out / "patient_indicators.csv", patients, private=True))
-    return written + [store.write_json(out / "settings.json", about)]
+    written.append(_csv(engine, out / "patient_indicators.csv", patients))
+    return written + [store.write_json(out / "settings.json", about, private=True)]
 
 
-def _csv(engine: Engine, path: Path, sql: str, private: bool = False) -> Path:
-    with replacing(path, private=private) as tmp:
+def _csv(engine: Engine, path: Path, sql: str) -> Path:
+    """Restricted: no file written here has been through disclosure control."""
+    with replacing(path, private=True) as tmp:
         engine.copy_to_csv(sql, tmp)
     return path

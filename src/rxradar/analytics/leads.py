@@ -26,11 +26,13 @@ def top_leads(root: Path, entity: str, limit: int) -> list[dict]:
     if entity not in ENTITIES:
         raise ValueError(f"entity must be one of {', '.join(ENTITIES)}, not {entity!r}")
     table, id_column, _ = ENTITIES[entity]
-    path = store.saved_tables(root).get(table)
+    snap = store.open_current(root)
+    path = snap.path(table) if snap else None
     if path is None:
         raise FileNotFoundError(f"no analysis results in {root}: run rxradar analyze first")
-    t = pq.read_table(path, columns=[id_column, "peer_group", "lead_score", "lead_components", "rank", "flags",
-                                     "reasons"])
+    with snap:  # the table is read from the version current now, even if another lands meanwhile
+        t = pq.read_table(path, columns=[id_column, "peer_group", "lead_score", "lead_components", "rank", "flags",
+                                         "reasons"])
     return [{"id": str(r.pop(id_column)), **r} for r in ranked(t).slice(0, limit).to_pylist()]
 
 

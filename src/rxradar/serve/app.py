@@ -29,7 +29,7 @@ from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
 from rxradar.serve.auth import Sessions, TryLater, User, Verifier, account, basic_credentials, is_user_name
 from rxradar.serve.rendering import environment
-from rxradar.serve.results import NoAnalysis, Results
+from rxradar.serve.results import HoldVersion, NoAnalysis, Results
 from rxradar.serve.throttle import FREE_FAILURES, LOCK_AFTER, Throttle
 from rxradar.workspace import Workspace
 
@@ -144,6 +144,7 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
                               "Prescribers, pharmacies and counties only; nothing patient-level. County counts "
                               f"of people from 1 to {small_cell - 1} are withheld, with complementary suppression. "
                               "Authenticate with HTTP Basic (a dashboard user); leads need the investigator role.")
+    app.add_middleware(HoldVersion, results=results)
     templates = Jinja2Templates(env=environment())
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 

@@ -37,6 +37,11 @@ class Written:
 
 def render(results: Results, *, public: bool) -> tuple[str, int]:
     """The report's HTML, and how many prescribers and pharmacies it names."""
+    with results.held():  # one analysis throughout, whatever lands while the report is made
+        return _render(results, public=public)
+
+
+def _render(results: Results, *, public: bool) -> tuple[str, int]:
     leads = profiles = None
     if not public:
         leads = {e: results.leads(e, limit=n).rows for e, n in REPORT_LEADS.items()}

@@ -1,6 +1,8 @@
 """The last analysis of a workspace, as the dashboard and API read it: leads, profiles against
 peer deciles, county figures with small cells suppressed. Tables are read once from the
-workspace's ``analytics/`` folder and read again when a new analysis lands there.
+current version of the workspace's analysis results (:mod:`rxradar.analytics.store`) and read
+again when a new version becomes current; a request inside :meth:`Results.held` reads every
+table from one version.
 
 Nothing here is patient-level: the dashboard shows prescribers, pharmacies and counties.
 """
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -61,27 +65,72 @@ def clean(value: Any) -> Any:
     return value
 
 
+@dataclass
+class _Version:
+    """One analysis as Results holds it: its snapshot (which keeps the version from being removed
+    while anything still refers to it), its analysis.json, and what has been read or worked out
+    from it so far."""
+    stamp: tuple | None
+    snapshot: store.Snapshot | None
+    kept: dict[Any, Any]
+
+    @property
+    def about(self) -> dict | None:
+        return self.snapshot.about if self.snapshot else None
+
+
+# The version a request holds: set (empty) when the request begins, filled by the first read,
+# so every read of that request comes from the same analysis even if another lands meanwhile.
+_held: ContextVar[dict[int, _Version] | None] = ContextVar("rxradar_results_held", default=None)
+
+
 class Results:
     def __init__(self, root: Path, small_cell: int = SMALL_CELL):
         self.root = Path(root)
         self.small_cell = small_cell
         self._lock = threading.Lock()
-        # (what identifies analysis.json, its content, what has been read or worked out from it so
-        # far): replaced whole when a new analysis lands, so a request never mixes two analyses.
-        self._state: tuple[tuple | None, dict | None, dict[Any, Any]] = (None, None, {})
+        # Replaced whole when a new analysis lands, so a request never mixes two analyses.
+        self._state = _Version(None, None, {})
 
     # -- loading ---------------------------------------------------------------------------------
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Within this block (one request, one report), every read comes from the version
+        current at the first read."""
+        token = _held.set({})
+        try:
+            yield
+        finally:
+            _held.reset(token)
+
     def _current(self) -> tuple[dict | None, dict[Any, Any]]:
-        path = store.analytics_dir(self.root) / "analysis.json"
+        version = self._version()
+        return version.about, version.kept
+
+    def _version(self) -> _Version:
+        held = _held.get()
+        if held is not None and id(self) in held:
+            return held[id(self)]
+        pointer = store.analytics_dir(self.root) / store.POINTER
         with self._lock:
             try:
-                st = path.stat()
-                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                st = pointer.stat()
+                stamp: tuple | None = (st.st_ino, st.st_mtime_ns, st.st_size)
             except FileNotFoundError:
-                stamp = None
-            if stamp != self._state[0]:
-                self._state = (stamp, store.load_about(self.root) if stamp else None, {})
-            return self._state[1], self._state[2]
+                # The flat layout of a workspace analysed before versions existed.
+                about = store.analytics_dir(self.root) / store.ABOUT
+                try:
+                    st = about.stat()
+                    stamp = ("flat", st.st_ino, st.st_mtime_ns, st.st_size)
+                except FileNotFoundError:
+                    stamp = None
+            if stamp != self._state.stamp:
+                snapshot = store.open_current(self.root) if stamp else None
+                self._state = _Version(stamp, snapshot, {})
+            version = self._state
+        if held is not None:
+            held[id(self)] = version
+        return version
 
     @property
     def about(self) -> dict | None:
@@ -90,16 +139,22 @@ class Results:
     def once(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, worked out once per analysis (tables, and what every request would
         otherwise work out again)."""
-        about, kept = self._current()
-        if about is None:
+        version = self._version()
+        if version.about is None:
             raise NoAnalysis(f"no analysis results in {self.root}: run rxradar analyze first")
-        if key not in kept:
-            kept[key] = make()
-        return kept[key]
+        if key not in version.kept:
+            # What make() reads comes from this version too, whatever lands meanwhile.
+            token = _held.set({**(_held.get() or {}), id(self): version})
+            try:
+                version.kept[key] = make()
+            finally:
+                _held.reset(token)
+        return version.kept[key]
 
     def table(self, name: str) -> pa.Table:
         def read() -> pa.Table:
-            path = store.saved_tables(self.root).get(name)
+            version = self._version()  # the one once() holds
+            path = version.snapshot.path(name) if version.snapshot else None
             if path is None:
                 raise NoAnalysis(f"the last analysis in {self.root} has no {name} table: run rxradar analyze again")
             return pq.read_table(path)
@@ -210,6 +265,21 @@ class Results:
         settings = {k: v for k, v in about.get("settings", {}).items() if k != "workspace"}
         return {"period": about["period"], "finished_at": about.get("finished_at"), "rows": about.get("rows", {}),
                 "flagged": flagged, "settings": settings}
+
+
+class HoldVersion:
+    """ASGI middleware: each HTTP request reads one version of the analysis results
+    (:meth:`Results.held`), whatever analysis lands while it runs."""
+
+    def __init__(self, app: Any, results: Results):
+        self.app, self.results = app, results
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self.results.held():
+            await self.app(scope, receive, send)
 
 
 @cache
