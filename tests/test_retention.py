@@ -32,6 +32,7 @@ from typer.testing import CliRunner
 from rxradar import cli
 from rxradar.catalog import open_engine, table_counts
 from rxradar.ingest.asap_writer import AsapDispensation, AsapFile, AsapPatient, AsapPharmacy, write_asap
+from rxradar.analytics import store
 from rxradar.retention import PATIENT_LEVEL_TABLES, cutoff_for
 from rxradar.settings import Settings, describe, load
 from rxradar.workspace import Workspace
@@ -254,7 +255,8 @@ AGGREGATES = ("prescriber_metrics", "prescriber_months", "pharmacy_metrics", "de
 
 
 def analysis_files(root: Path) -> dict[str, bytes]:
-    return {p.stem: p.read_bytes() for p in (root / "analytics").glob("*.parquet")}
+    """The current analysis version's tables (name -> bytes)."""
+    return {name: path.read_bytes() for name, path in store.saved_tables(root).items()}
 
 
 def test_an_analysis_over_the_purged_period_keeps_only_its_aggregates_and_analyze_runs_after(tmp_path):
@@ -274,7 +276,7 @@ def test_an_analysis_over_the_purged_period_keeps_only_its_aggregates_and_analyz
     analysed = rxradar("analyze", "-w", root)
     assert analysed.exit_code == 0, analysed.output
     assert "analysed 2024-01-04 to 2024-01-20: 2 persons (2 with opioids)" in analysed.output
-    persons = pq.read_table(root / "analytics" / "identity_persons.parquet")
+    persons = pq.read_table(store.saved_tables(root)["identity_persons"])
     assert persons.num_rows == 2
     # Nothing left to purge: the new analysis is after the cutoff and all its identities remain.
     again = rxradar("purge", "--before", CUTOFF, "-w", root)
@@ -287,7 +289,7 @@ def test_an_analysis_after_the_cutoff_loses_patient_tables_resolved_from_a_purge
     build(root, tmp_path / "in", batched=False)
     # Persons resolve from every identity, whatever the period: OLDHAMPTON is among them.
     assert rxradar("analyze", "--start", "2024-01-01", "--end", "2024-12-31", "-w", root).exit_code == 0
-    assert pq.read_table(root / "analytics" / "identity_persons.parquet").num_rows == 3
+    assert pq.read_table(store.saved_tables(root)["identity_persons"]).num_rows == 3
     result = rxradar("purge", "--before", CUTOFF, "-w", root)
     assert "patient-level tables persons, patient_indicators, identity_persons were removed" in result.output
     assert set(analysis_files(root)) == set(AGGREGATES)
@@ -372,3 +374,18 @@ def test_sigkill_during_a_purge_leaves_the_old_workspace_or_the_new_one(tmp_path
     assert {k: v for k, v in counts(root).items() if k != "identity records"} == AFTER
     assert set(analysis_files(root)) == set(AGGREGATES)
     listed_files_match_the_disk(root)
+
+
+def test_every_stored_analysis_version_over_the_purged_period_loses_its_patient_tables(tmp_path):
+    root = tmp_path / "ws"
+    build(root, tmp_path / "in", batched=False)
+    assert rxradar("analyze", "-w", root).exit_code == 0  # the whole period: becomes the previous version
+    previous = store.open_current(root)
+    previous.close()
+    assert rxradar("purge", "--before", CUTOFF, "--dry-run", "-w", root).exit_code == 0
+    assert rxradar("analyze", "--start", "2024-01-01", "--end", "2024-12-31", "-w", root).exit_code == 0
+    assert store.current_run(root) != previous.run
+    result = rxradar("purge", "--before", CUTOFF, "-w", root)
+    assert result.exit_code == 0, result.output
+    # The previous version, kept for readers of the one before, held the purged patients too.
+    assert sorted(p.stem for p in previous.folder.glob("*.parquet")) == sorted(AGGREGATES)

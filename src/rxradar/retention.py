@@ -59,7 +59,7 @@ RECORD_DATE = {"dispensations": "fill_date", "deaths": "death_date"}
 PATIENT_KINDS = ("asap", "deaths")
 # The patient-level tables of a stored analysis (the rest are aggregates). identity_persons goes
 # last: while it is there, a re-run of an interrupted purge still sees the analysis as affected.
-PATIENT_LEVEL_TABLES = ("persons", "patient_indicators", "identity_persons")
+PATIENT_LEVEL_TABLES = tuple(sorted(store.patient_level_tables(), key=lambda name: name == "identity_persons"))
 REJECTS_RAW = "rejects (raw text)"  # how the rejects' cleared raw text is counted and reported
 
 
@@ -185,25 +185,30 @@ def _expired_rejects(ws: Workspace, engine: Engine, cutoff: date) -> tuple[list[
 
 
 def expired_analysis_tables(root: Path, engine: Engine, cutoff: date) -> list[Path]:
-    """The stored analysis's patient-level tables, when its period starts before the cutoff or
-    its persons were resolved from an identity the purge leaves no trace of (persons resolve
-    from every identity, whatever the period); in the order they are to be removed."""
-    saved = store.saved_tables(root)
-    tables = [saved[name] for name in PATIENT_LEVEL_TABLES if name in saved]
-    if not tables:
-        return []
-    about = store.load_about(root) or {}
-    start = (about.get("period") or {}).get("start")
+    """The patient-level tables of every stored analysis version whose period starts before the
+    cutoff or whose persons were resolved from an identity the purge leaves no trace of (persons
+    resolve from every identity, whatever the period); in the order they are to be removed."""
+    expired: list[Path] = []
+    for folder, about in store.stored_versions(root):
+        tables = [folder / f"{name}.parquet" for name in PATIENT_LEVEL_TABLES
+                  if (folder / f"{name}.parquet").exists()]
+        if tables and _analysis_expired(folder, about, engine, cutoff):
+            expired += tables
+    return expired
+
+
+def _analysis_expired(folder: Path, about: dict | None, engine: Engine, cutoff: date) -> bool:
+    start = ((about or {}).get("period") or {}).get("start")
     if start is None or date.fromisoformat(str(start)) < cutoff:
-        return tables
-    links = saved.get("identity_persons")
-    if links is None:
-        return []
+        return True
+    links = folder / "identity_persons.parquet"
+    if not links.exists():
+        return False
     gone = engine.query(
         "SELECT count(*) AS n FROM read_parquet($links) WHERE identity_id NOT IN "
         f"(SELECT identity_id FROM identities_records WHERE ({EXPIRED['identities']}) IS NOT TRUE)",
         _bound(EXPIRED["identities"], links=str(links), cutoff=cutoff))["n"][0].as_py()
-    return tables if gone else []
+    return bool(gone)
 
 
 # --- making it so -----------------------------------------------------------------------------------

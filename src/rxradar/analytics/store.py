@@ -87,6 +87,21 @@ def table_files(root: Path, name: str) -> list[Path]:
     return ([flat] if flat.exists() else []) + runs
 
 
+def stored_versions(root: Path) -> list[tuple[Path, dict[str, Any] | None]]:
+    """Every stored version's folder with its ``analysis.json`` (None when it has none): the
+    current one, the previous one, and any a reader held when it was due to go (for retention)."""
+    folders = [analytics_dir(root)] if (analytics_dir(root) / ABOUT).exists() else []
+    if runs_dir(root).exists():
+        folders += sorted(p for p in runs_dir(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+    out = []
+    for folder in folders:
+        try:
+            out.append((folder, json.loads((folder / ABOUT).read_text())))
+        except FileNotFoundError:
+            out.append((folder, None))
+    return out
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
