@@ -96,6 +96,17 @@ class Settings:
                           "urban-core size of a metropolitan area)"},
     )
 
+    secure_cookies: bool = field(
+        default=False,
+        metadata={"help": "mark the dashboard's cookies Secure, so browsers send them over HTTPS only: turn on "
+                          "when serving behind TLS (a reverse proxy), where the server itself sees plain HTTP"},
+    )
+    max_request_bytes: int = field(
+        default=16 * 1024,
+        metadata={"help": "the dashboard refuses request bodies over this many bytes with 413, while they "
+                          "arrive (its only body is the sign-in form, well under 1 KB)"},
+    )
+
 
 def _coerce(value: str, like: Any) -> Any:
     if isinstance(like, Path):
@@ -147,6 +158,8 @@ def _check(settings: Settings) -> None:
         if known.get(name) != "flag":
             raise ValueError(f"risk_indicators: {name!r} is not a patient flag; flags are "
                              f"{', '.join(k for k, v in known.items() if v == 'flag')}")
+    if settings.max_request_bytes < 1024:
+        raise ValueError(f"max_request_bytes must be at least 1024 (the sign-in form), not {settings.max_request_bytes}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
     byte_size(settings.memory_limit)  # a size the engine understands, or a clear error now

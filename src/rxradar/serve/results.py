@@ -115,8 +115,12 @@ class Results:
 
     # -- prescribers and pharmacies --------------------------------------------------------------
     def peer_groups(self, entity: str) -> list[str]:
-        return sorted(g for g in pc.unique(self.table(ENTITIES[entity].table)["peer_group"]).to_pylist()
-                      if g is not None)
+        return self.distinct(ENTITIES[entity].table, "peer_group")
+
+    def distinct(self, table: str, column: str) -> list[str]:
+        """The values a column of an analysis table takes (what a query parameter may ask for)."""
+        return self.once(("distinct", table, column), lambda: sorted(
+            v for v in pc.unique(self.table(table)[column]).to_pylist() if v is not None))
 
     def leads(self, entity: str, *, peer_group: str | None = None, flagged: bool = False, limit: int = PAGE_SIZE,
               offset: int = 0) -> Page:
