@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rxradar import __version__
 from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
+from rxradar.serve.audit import AnswerAfterAudit, AuditWriter, hold_answer_for
 from rxradar.serve.auth import Sessions, TryLater, User, Verifier, account, basic_credentials, is_user_name
 from rxradar.serve.params import RESPONSES as PARAMETER_ANSWERS, known_parameters
 from rxradar.serve.rendering import environment
@@ -67,14 +70,28 @@ class Forbidden(Exception):
 
 class Gate:
     """Every request's user (session cookie, else HTTP Basic) and what their role allows; each
-    view of prescriber or pharmacy leads is written to the workspace's audit log. Password
-    guessing is throttled (serve/throttle.py): an attempt that has to wait raises TooManyAttempts."""
+    view of prescriber or pharmacy leads is written to the workspace's audit log (serve/audit.py)
+    before it is answered. Password guessing is throttled (serve/throttle.py): an attempt that has
+    to wait raises TooManyAttempts.
+
+    Each request thread keeps its own connection to the workspace's metadata database: opening
+    one (schema check, key file) cost more than the rest of the check, on every request."""
 
     def __init__(self, root: Path, sessions: Sessions | None = None, throttle: Throttle | None = None):
         self.root = root
         self.sessions = sessions or Sessions()
         self.verifier = Verifier()
         self.throttle = throttle or Throttle()
+        self.audit_log = AuditWriter(root)
+        self._local = threading.local()
+
+    def workspace(self) -> Workspace:
+        """This thread's connection to the workspace (opened on the thread's first request; closed
+        when the thread ends)."""
+        ws = getattr(self._local, "workspace", None)
+        if ws is None:
+            ws = self._local.workspace = Workspace(self.root, create=False)
+        return ws
 
     def user(self, request: Request, ws: Workspace) -> User | None:
         session = self.sessions.read(request.cookies.get(COOKIE))
@@ -122,40 +139,45 @@ class Gate:
         return user, proved_now
 
     def require(self, request: Request, capability: str) -> User:
-        with Workspace(self.root, create=False) as ws:
-            user = self.user(request, ws)
-            if user is None:
-                raise LoginRequired()
-            if not user.can(capability):
-                raise Forbidden(user, capability)
-            if capability == "leads":
-                self._viewed(ws, user, request)
+        user = self.user(request, self.workspace())
+        if user is None:
+            raise LoginRequired()
+        if not user.can(capability):
+            raise Forbidden(user, capability)
+        if capability == "leads":
+            self.viewed(user, request)
         return user
 
     def viewed(self, user: User, request: Request) -> None:
-        """Audit that a page showed this user leads (a page open to other roles too)."""
-        with Workspace(self.root, create=False) as ws:
-            self._viewed(ws, user, request)
-
-    @staticmethod
-    def _viewed(ws: Workspace, user: User, request: Request) -> None:
+        """Audit that a page showed this user leads: its answer waits until the record is committed."""
         query = dict(request.query_params)
-        ws.audit(user.name, "view", request.url.path, {"query": query} if query else None)
+        hold_answer_for(request.scope, self.audit_log.submit(
+            [(user.name, "view", request.url.path, {"query": query} if query else None)]))
 
 
 def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessions | None = None,
                throttle: Throttle | None = None, secure_cookies: bool = Settings.secure_cookies,
-               max_request_bytes: int = Settings.max_request_bytes) -> FastAPI:
+               max_request_bytes: int = Settings.max_request_bytes,
+               request_threads: int = Settings.request_threads) -> FastAPI:
     results = Results(workspace, small_cell=small_cell)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Requests beyond this many wait their turn in order (anyio's limiter is first come,
+        # first served) instead of taking turns at the GIL with the event loop.
+        to_thread.current_default_thread_limiter().total_tokens = request_threads
+        yield
+
     gate = Gate(Path(workspace), sessions, throttle)
     app = FastAPI(title="rxradar", version=__version__, docs_url=None, redoc_url=None,
-                  dependencies=[Depends(known_parameters)], responses=PARAMETER_ANSWERS,
+                  dependencies=[Depends(known_parameters)], responses=PARAMETER_ANSWERS, lifespan=lifespan,
                   description="Opioid prescribing surveillance: the last analysis of one rxradar workspace. "
                               "Prescribers, pharmacies and counties only; nothing patient-level. County counts "
                               f"of people from 1 to {small_cell - 1} are withheld, with complementary suppression. "
                               "Authenticate with HTTP Basic (a dashboard user); leads need the investigator role.")
     templates = Jinja2Templates(env=environment())
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(AnswerAfterAudit, retry_after=Busy.retry_after)
     app.add_middleware(Guard, max_body=max_request_bytes)
 
     def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int, path: str = "/") -> None:
