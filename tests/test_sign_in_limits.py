@@ -20,6 +20,8 @@ from rxradar.serve.throttle import (CLIENT_NAMES, CLIENT_WINDOW_SECONDS, FORGET_
                                     MAX_WAIT_SECONDS, Throttle, TooManyAttempts, wait_after)
 from rxradar.workspace import Workspace
 
+from dashboard_client import sign_in
+
 PASSWORD = "investigator-pass-1"
 
 
@@ -216,10 +218,10 @@ def test_the_dashboard_and_api_refuse_guesses_before_checking_them(tmp_path):
     clock = Clock()
     browser = TestClient(create_app(tmp_path, throttle=Throttle(clock)), follow_redirects=False)
     for _ in range(FREE_FAILURES):
-        assert browser.post("/login", data={"name": "ivy", "password": "guess-guess-1"}).status_code == 401
+        assert sign_in(browser, "ivy", "guess-guess-1").status_code == 401
     # Now even the right password waits: a different answer would tell a guesser it was right.
     for password in ("guess-guess-2", PASSWORD):
-        refused = browser.post("/login", data={"name": "ivy", "password": password})
+        refused = sign_in(browser, "ivy", password)
         assert (refused.status_code, refused.headers["retry-after"]) == (429, "2")
         assert "Not checked: too many failed sign-ins: try again in 2 s." in re.sub(r"\s+", " ", refused.text)
     api = TestClient(browser.app, follow_redirects=False)
@@ -235,13 +237,13 @@ def test_the_dashboard_and_api_refuse_guesses_before_checking_them(tmp_path):
     assert [(a, t, json.loads(d)) for a, t, d in throttled] == [
         ("ivy", "dashboard", {"failures": FREE_FAILURES, "client": "testclient"})]
     clock.at += 2
-    assert browser.post("/login", data={"name": "ivy", "password": PASSWORD}).status_code == 303
+    assert sign_in(browser, "ivy", PASSWORD).status_code == 303
     with Workspace(tmp_path, create=False) as ws:
         assert ws.meta.execute("SELECT count(*) FROM sign_in_failures").fetchone() == (0,)
     # One address trying one name after another is held up, the right password included.
     for n in range(CLIENT_NAMES):
-        assert browser.post("/login", data={"name": f"user{n}", "password": "guess-guess-3"}).status_code == 401
-    assert browser.post("/login", data={"name": "ivy", "password": PASSWORD}).status_code == 429
+        assert sign_in(browser, f"user{n}", "guess-guess-3").status_code == 401
+    assert sign_in(browser, "ivy", PASSWORD).status_code == 429
 
 
 def test_locking_a_name_is_audited_and_shown_to_administrators(tmp_path):
@@ -273,7 +275,7 @@ def test_a_busy_workspace_refuses_sign_ins_rather_than_not_counting_them(tmp_pat
     writer.execute("BEGIN IMMEDIATE")  # a long write elsewhere, e.g. an ingest committing
     try:
         browser = TestClient(create_app(tmp_path, throttle=Throttle(Clock())))
-        busy = browser.post("/login", data={"name": "ivy", "password": "guess-guess-1"})
+        busy = sign_in(browser, "ivy", "guess-guess-1")
     finally:
         writer.execute("ROLLBACK")
         writer.close()

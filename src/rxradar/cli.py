@@ -366,13 +366,18 @@ def serve(workspace: WorkspaceOpt = None, host: HostOpt = "127.0.0.1", port: Por
           forwarded_allow_ips: Annotated[Optional[str], typer.Option(
               help="addresses of the reverse proxies in front (comma-separated) whose X-Forwarded-For names "
                    "the client, for the sign-in limits per address; by default no header is believed")] = None,
+          secure_cookies: Annotated[Optional[bool], typer.Option(
+              "--secure-cookies/--no-secure-cookies",
+              help="cookies only over HTTPS: on when the dashboard is served behind TLS [setting secure_cookies]")] = None,
+          max_request_bytes: Annotated[Optional[int], typer.Option(
+              help="refuse request bodies over this many bytes (413) [setting max_request_bytes]")] = None,
           ) -> None:
     """The dashboard (maps, leads, profiles against peer deciles) and its JSON API, until Ctrl+C."""
     import getpass
 
     from rxradar.serve.server import AddressUnavailable, serve as run
 
-    s, ws = _open(workspace)
+    s, ws = _open(workspace, secure_cookies=secure_cookies, max_request_bytes=max_request_bytes)
     with ws:
         try:
             run(ws, s, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, actor=getpass.getuser(),

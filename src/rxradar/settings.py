@@ -117,6 +117,24 @@ class Settings:
                           "urban-core size of a metropolitan area)"},
     )
 
+    secure_cookies: bool = field(
+        default=False,
+        metadata={"help": "mark the dashboard's cookies Secure, so browsers send them over HTTPS only: turn on "
+                          "when serving behind TLS (a reverse proxy), where the server itself sees plain HTTP"},
+    )
+    max_request_bytes: int = field(
+        default=16 * 1024,
+        metadata={"help": "the dashboard refuses request bodies over this many bytes with 413, while they "
+                          "arrive (its only body is the sign-in form, well under 1 KB)"},
+    )
+
+    request_threads: int = field(
+        default=4,
+        metadata={"help": "the dashboard answers at most this many requests at once, the rest waiting in "
+                          "order: Python runs one thread at a time, and more threads only take turns at it "
+                          "with the server's own loop, which made the slowest answers slower (docs/performance.md)"},
+    )
+
 
 def _coerce(value: str, like: Any) -> Any:
     if isinstance(like, Path):
@@ -173,6 +191,10 @@ def _check(settings: Settings) -> None:
     for name in ("csv_max_record_bytes", "csv_max_record_lines"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{name} must be at least 1, not {getattr(settings, name)}")
+    if settings.max_request_bytes < 1024:
+        raise ValueError(f"max_request_bytes must be at least 1024 (the sign-in form), not {settings.max_request_bytes}")
+    if settings.request_threads < 1:
+        raise ValueError(f"request_threads must be at least 1, not {settings.request_threads}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
     byte_size(settings.memory_limit)  # a size the engine understands, or a clear error now

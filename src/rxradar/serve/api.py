@@ -9,12 +9,14 @@ from fastapi.security import HTTPBasic
 from pydantic import BaseModel, ConfigDict
 
 from rxradar.analytics.leads import ENTITIES
+from rxradar.serve.params import one_of
 from rxradar.serve.results import PAGE_SIZE, Results
 
 if TYPE_CHECKING:
     from rxradar.serve.app import Gate
 
 MAX_PAGE = 1000
+PEER_GROUP = "one of the peer groups of the last analysis, exactly (a 422 lists them)"
 # Declares HTTP Basic in the OpenAPI description; the Gate does the checking.
 BASIC = [Depends(HTTPBasic(auto_error=False))]
 
@@ -78,10 +80,16 @@ def add_routes(app: FastAPI, results: Results, gate: Gate) -> None:
         return results.counties(providers=user.can("leads"))
 
     @app.get("/api/deciles", tags=["peers"], dependencies=BASIC)
-    def deciles(request: Request, peer_group: str | None = None, measure: str | None = None) -> list[dict[str, Any]]:
+    def deciles(request: Request, peer_group: Annotated[str | None, Query(description=PEER_GROUP)] = None,
+                measure: Annotated[str | None, Query(description="a measure of the last analysis's deciles "
+                                                                 "(a 422 lists them)")] = None) -> list[dict[str, Any]]:
         """Peer deciles (p10..p90) per peer group and measure; monthly rows carry ``month``
         (investigators: with few peers, deciles give away each one's value)."""
         gate.require(request, "leads")
+        if peer_group is not None:
+            one_of("peer_group", peer_group, results.distinct("deciles", "peer_group"), "a peer group of the deciles")
+        if measure is not None:
+            one_of("measure", measure, results.distinct("deciles", "measure"), "a measure of the deciles")
         return results.deciles(peer_group, measure)
 
     for entity in ENTITIES:
@@ -93,9 +101,12 @@ def _entity_routes(app: FastAPI, results: Results, gate: Gate, entity: str) -> N
 
     @app.get(f"/api/{entity}", response_model=LeadPage, tags=[entity], name=f"{entity}_leads",
              summary=f"Ranked {entity} (investigators)", dependencies=BASIC)
-    def leads(request: Request, peer_group: str | None = None, flagged: bool = False,
+    def leads(request: Request, peer_group: Annotated[str | None, Query(description=PEER_GROUP)] = None,
+              flagged: bool = False,
               limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE_SIZE, offset: Annotated[int, Query(ge=0)] = 0):
         gate.require(request, "leads")
+        if peer_group is not None:
+            one_of("peer_group", peer_group, results.peer_groups(entity), f"a peer group of {entity}")
         found = results.leads(entity, peer_group=peer_group, flagged=flagged, limit=limit, offset=offset)
         return {"total": found.total, "offset": offset, "rows": found.rows}
 

@@ -8,14 +8,18 @@ CDN, so they are off; ``/api`` lists the endpoints from the OpenAPI description 
 
 from __future__ import annotations
 
+import re
+import secrets
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from importlib.resources import files
 from pathlib import Path
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
-from fastapi import FastAPI, Request
+from anyio import to_thread
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -27,14 +31,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rxradar import __version__
 from rxradar.disclosure import SMALL_CELL
 from rxradar.serve import api, pages
+from rxradar.serve.audit import AnswerAfterAudit, AuditWriter, hold_answer_for
 from rxradar.serve.auth import Sessions, TryLater, User, Verifier, account, basic_credentials, is_user_name
+from rxradar.serve.params import RESPONSES as PARAMETER_ANSWERS, known_parameters
 from rxradar.serve.rendering import environment
 from rxradar.serve.results import HoldVersion, NoAnalysis, Results
+from rxradar.serve.security import Guard
 from rxradar.serve.throttle import FREE_FAILURES, LOCK_AFTER, Throttle
+from rxradar.settings import Settings
 from rxradar.workspace import Workspace
 
 HERE = files("rxradar.serve")
 COOKIE = "rxradar_session"
+LOGIN_COOKIE = "rxradar_login"  # the sign-in form's CSRF nonce
+FORM_NONCE_BYTES = 16
+FORM_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class LoginRequired(Exception):
@@ -59,14 +70,28 @@ class Forbidden(Exception):
 
 class Gate:
     """Every request's user (session cookie, else HTTP Basic) and what their role allows; each
-    view of prescriber or pharmacy leads is written to the workspace's audit log. Password
-    guessing is throttled (serve/throttle.py): an attempt that has to wait raises TooManyAttempts."""
+    view of prescriber or pharmacy leads is written to the workspace's audit log (serve/audit.py)
+    before it is answered. Password guessing is throttled (serve/throttle.py): an attempt that has
+    to wait raises TooManyAttempts.
+
+    Each request thread keeps its own connection to the workspace's metadata database: opening
+    one (schema check, key file) cost more than the rest of the check, on every request."""
 
     def __init__(self, root: Path, sessions: Sessions | None = None, throttle: Throttle | None = None):
         self.root = root
         self.sessions = sessions or Sessions()
         self.verifier = Verifier()
         self.throttle = throttle or Throttle()
+        self.audit_log = AuditWriter(root)
+        self._local = threading.local()
+
+    def workspace(self) -> Workspace:
+        """This thread's connection to the workspace (opened on the thread's first request; closed
+        when the thread ends)."""
+        ws = getattr(self._local, "workspace", None)
+        if ws is None:
+            ws = self._local.workspace = Workspace(self.root, create=False)
+        return ws
 
     def user(self, request: Request, ws: Workspace) -> User | None:
         session = self.sessions.read(request.cookies.get(COOKIE))
@@ -114,32 +139,38 @@ class Gate:
         return user, proved_now
 
     def require(self, request: Request, capability: str) -> User:
-        with Workspace(self.root, create=False) as ws:
-            user = self.user(request, ws)
-            if user is None:
-                raise LoginRequired()
-            if not user.can(capability):
-                raise Forbidden(user, capability)
-            if capability == "leads":
-                self._viewed(ws, user, request)
+        user = self.user(request, self.workspace())
+        if user is None:
+            raise LoginRequired()
+        if not user.can(capability):
+            raise Forbidden(user, capability)
+        if capability == "leads":
+            self.viewed(user, request)
         return user
 
     def viewed(self, user: User, request: Request) -> None:
-        """Audit that a page showed this user leads (a page open to other roles too)."""
-        with Workspace(self.root, create=False) as ws:
-            self._viewed(ws, user, request)
-
-    @staticmethod
-    def _viewed(ws: Workspace, user: User, request: Request) -> None:
+        """Audit that a page showed this user leads: its answer waits until the record is committed."""
         query = dict(request.query_params)
-        ws.audit(user.name, "view", request.url.path, {"query": query} if query else None)
+        hold_answer_for(request.scope, self.audit_log.submit(
+            [(user.name, "view", request.url.path, {"query": query} if query else None)]))
 
 
 def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessions | None = None,
-               throttle: Throttle | None = None) -> FastAPI:
+               throttle: Throttle | None = None, secure_cookies: bool = Settings.secure_cookies,
+               max_request_bytes: int = Settings.max_request_bytes,
+               request_threads: int = Settings.request_threads) -> FastAPI:
     results = Results(workspace, small_cell=small_cell)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Requests beyond this many wait their turn in order (anyio's limiter is first come,
+        # first served) instead of taking turns at the GIL with the event loop.
+        to_thread.current_default_thread_limiter().total_tokens = request_threads
+        yield
+
     gate = Gate(Path(workspace), sessions, throttle)
     app = FastAPI(title="rxradar", version=__version__, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(known_parameters)], responses=PARAMETER_ANSWERS, lifespan=lifespan,
                   description="Opioid prescribing surveillance: the last analysis of one rxradar workspace. "
                               "Prescribers, pharmacies and counties only; nothing patient-level. County counts "
                               f"of people from 1 to {small_cell - 1} are withheld, with complementary suppression. "
@@ -147,6 +178,13 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
     app.add_middleware(HoldVersion, results=results)
     templates = Jinja2Templates(env=environment())
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_middleware(AnswerAfterAudit, retry_after=Busy.retry_after)
+    app.add_middleware(Guard, max_body=max_request_bytes)
+
+    def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int, path: str = "/") -> None:
+        """HttpOnly, SameSite=Strict, and Secure when --secure-cookies says the dashboard is behind TLS."""
+        response.set_cookie(name, value, max_age=max_age, path=path, httponly=True, samesite="strict",
+                            secure=secure_cookies or request.url.scheme == "https")
 
     def page(request: Request, template: str, status: int = 200, user: User | None = None,
              **context) -> HTMLResponse:
@@ -190,27 +228,45 @@ def create_app(workspace: Path, *, small_cell: int = SMALL_CELL, sessions: Sessi
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
+    def login_page(request: Request, status: int = 200, **context) -> HTMLResponse:
+        """The sign-in form with its CSRF token: the HMAC of a random value kept in a cookie of
+        this server's own, which another site can neither read nor set."""
+        nonce = request.cookies.get(LOGIN_COOKIE) or ""
+        if not FORM_NONCE.fullmatch(nonce):
+            nonce = secrets.token_urlsafe(FORM_NONCE_BYTES)
+        response = page(request, "login.html", status, csrf=gate.sessions.form_token(nonce), **context)
+        set_cookie(response, request, LOGIN_COOKIE, nonce, gate.sessions.seconds, path="/login")
+        return response
+
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
     def login_form(request: Request, next: str = "/"):
-        return page(request, "login.html", next=_local(next))
+        return login_page(request, next=_local(next))
 
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         name, target = form.get("name", ""), _local(form.get("next", "/"))
+        # Login CSRF: another site's form would sign this browser in as someone else (whose
+        # session would then collect what the user looks at and types).
+        if not _same_origin(request) or not gate.sessions.form_token_ok(request.cookies.get(LOGIN_COOKIE),
+                                                                          form.get("csrf")):
+            return login_page(request, 403, next=target, name=name, refused="this sign-in did not come from this "
+                              "server's own form, or the form is too old: sign in again on this page")
         try:  # scrypt: off the event loop
             found = await run_in_threadpool(gate.sign_in, name, form.get("password", ""), _client(request))
         except TryLater as exc:
-            return _retry_after(page(request, "login.html", exc.status, next=target, refused=str(exc), name=name), exc)
+            return _retry_after(login_page(request, exc.status, next=target, refused=str(exc), name=name), exc)
         if found is None:
-            return page(request, "login.html", 401, next=target, failed=True, name=name)
+            return login_page(request, 401, next=target, failed=True, name=name)
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, gate.sessions.issue(found[0].name, found[1]), max_age=gate.sessions.seconds,
-                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        set_cookie(response, request, COOKIE, gate.sessions.issue(found[0].name, found[1]), gate.sessions.seconds)
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
         return response
 
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request):
+        if not _same_origin(request):  # another site may not sign a user out either
+            return answer(request, 403, "Not signed out", "the sign-out did not come from this server's own page")
         gate.sessions.revoke(request.cookies.get(COOKIE))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE)
@@ -240,6 +296,14 @@ def _client(request: Request) -> str:
     """The address a request came from: a reverse proxy's own, unless ``rxradar serve
     --forwarded-allow-ips`` names the proxy, whose X-Forwarded-For then says."""
     return request.client.host if request.client else "unknown"
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether a form post came from this server's pages: browsers send Origin with every POST
+    (Fetch standard), and a site's own matches the Host it asked; a client that is not a browser
+    sends none and is not a cross-site forgery."""
+    origin = request.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 def _local(target: str) -> str:

@@ -181,10 +181,17 @@ class Sessions:
             return None
         payload, _, signature = cookie.rpartition(".")
         name, password_fingerprint, expiry, _ = payload.rsplit(".", 3)
-        if (not hmac.compare_digest(self._sign(payload), signature) or not expiry.isdigit()
+        if (not hmac.compare_digest(self._sign(payload).encode(), signature.encode()) or not expiry.isdigit()
                 or signature in self._revoked):
             return None
         return (name, password_fingerprint) if int(expiry) > (at or time.time()) else None
+
+    def form_token(self, nonce: str) -> str:
+        """The sign-in form's CSRF token for the nonce in its cookie."""
+        return self._sign(f"login-form.{nonce}")
+
+    def form_token_ok(self, nonce: str | None, token: str | None) -> bool:
+        return bool(nonce and token) and hmac.compare_digest(self.form_token(nonce).encode(), token.encode())
 
     def revoke(self, cookie: str | None) -> None:
         if self.read(cookie) is not None:

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from rxradar.serve import charts
+from rxradar.serve.params import one_of
 from rxradar.serve.rendering import fmt_value
 from rxradar.analytics.leads import ENTITIES
 from rxradar.disclosure import UNSTABLE_EVENTS
@@ -56,8 +57,7 @@ def add_routes(app: FastAPI, results: Results, gate: Gate, page: Callable[..., H
         user = gate.require(request, "places")
         providers = user.can("leads")
         shown = {k: v for k, v in MAP_MEASURES.items() if providers or k not in PROVIDER_COLUMNS}
-        if measure not in shown:
-            raise HTTPException(404, f"no map of {measure}")
+        one_of("measure", measure, shown, "a county measure this role may map")
         if providers:
             gate.viewed(user, request)
         return page(request, "counties.html", user=user, measure=measure, measures=shown, providers=providers,
@@ -77,6 +77,8 @@ def add_routes(app: FastAPI, results: Results, gate: Gate, page: Callable[..., H
                    page_number: Annotated[int, Query(alias="page", ge=1)] = 1):
         entity = entity_or_404(entity)
         user = gate.require(request, "leads")
+        if peer_group:
+            one_of("peer_group", peer_group, results.peer_groups(entity), f"a peer group of {entity}")
         found = results.leads(entity, peer_group=peer_group or None, flagged=flagged, limit=PAGE_SIZE,
                               offset=(page_number - 1) * PAGE_SIZE)
         return page(request, "leads.html", user=user, entity=entity, id_column=ENTITIES[entity].id_column, found=found,

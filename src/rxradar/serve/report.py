@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from markupsafe import Markup
+
 from rxradar import __version__
 from rxradar.analytics.leads import ENTITIES
 from rxradar.disclosure import SMALL_CELL
@@ -51,8 +53,19 @@ def _render(results: Results, *, public: bool) -> tuple[str, int]:
         summary=results.summary(), map=county_map(results, "at_risk_per_1000"),
         counties=results.counties(providers=not public), small_cell=results.small_cell, leads=leads,
         profiles=profiles, columns=LEAD_COLUMNS, indicators=results.indicators(), public=public, version=__version__,
-        written_at=now(), css=(HERE / "static" / "rxradar.css").read_text(), report=True, level=2)
+        written_at=now(), css=stylesheet(), report=True, level=2)
     return html, sum(len(rows) for rows in leads.values()) if leads else 0
+
+
+def stylesheet() -> Markup:
+    """The dashboard's stylesheet, to go inside the report's ``<style>`` as it is: style text is
+    not HTML, so escaping it would turn ``"Segoe UI"`` into ``&#34;Segoe UI&#34;``, which CSS cannot
+    read (the whole font declaration would be dropped). Our own file, with no ``</`` that could end
+    the element early."""
+    css = (HERE / "static" / "rxradar.css").read_text(encoding="utf-8")
+    if "</" in css:
+        raise ValueError("rxradar.css contains '</', which would end the report's <style> element")
+    return Markup(css)
 
 
 def write_report(ws: Workspace, path: Path, *, public: bool = False, small_cell: int = SMALL_CELL,

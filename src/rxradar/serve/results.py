@@ -170,24 +170,36 @@ class Results:
 
     # -- prescribers and pharmacies --------------------------------------------------------------
     def peer_groups(self, entity: str) -> list[str]:
-        return sorted(g for g in pc.unique(self.table(ENTITIES[entity].table)["peer_group"]).to_pylist()
-                      if g is not None)
+        return self.distinct(ENTITIES[entity].table, "peer_group")
 
+    def distinct(self, table: str, column: str) -> list[str]:
+        """The values a column of an analysis table takes (what a query parameter may ask for)."""
+        return self.once(("distinct", table, column), lambda: sorted(
+            v for v in pc.unique(self.table(table)[column]).to_pylist() if v is not None))
+
+    # Rows, as answers carry them, are worked out once per analysis and shared by every request
+    # (sorting, filtering and converting the table on each one was most of their work): they are
+    # read-only.
     def leads(self, entity: str, *, peer_group: str | None = None, flagged: bool = False, limit: int = PAGE_SIZE,
               offset: int = 0) -> Page:
         """Ranked rows (1 = strongest lead), optionally of one peer group or flagged only."""
-        t = ranked(self.table(ENTITIES[entity].table), peer_group=peer_group, flagged=flagged)
-        return Page(t.num_rows, [clean(r) for r in t.slice(offset, limit).to_pylist()])
+        rows = self.once(("ranked", entity, peer_group or None, flagged), lambda: [
+            clean(r) for r in ranked(self.table(ENTITIES[entity].table), peer_group=peer_group,
+                                     flagged=flagged).to_pylist()])
+        return Page(len(rows), rows[offset:offset + limit])
+
+    def _row(self, entity: str, entity_id: str) -> dict | None:
+        name, id_column, _ = ENTITIES[entity]
+        return self.once(("by id", entity), lambda: {str(r[id_column]): r for r in self.leads(
+            entity, limit=self.table(name).num_rows).rows}).get(entity_id)
 
     def profile(self, entity: str, entity_id: str) -> dict | None:
         """One prescriber or pharmacy: its metrics row, each measure beside its peers' deciles,
         its flags with their reasons, and (prescribers) its months."""
-        name, id_column, kind = ENTITIES[entity]
-        t = self.table(name)
-        found = t.filter(pc.equal(t[id_column], entity_id))
-        if found.num_rows == 0:
+        kind = ENTITIES[entity].singular
+        row = self._row(entity, entity_id)
+        if row is None:
             return None
-        row = clean(found.to_pylist()[0])
         group = row["peer_group"]
         deciles = self._deciles(group)
         declared = list(measures(kind))
@@ -207,18 +219,38 @@ class Results:
                                   for c in _components(row.get("lead_components") or "")],
                    "flags": [{"rule": f, "reason": r} for f, r in zip(row["flags"] or [], row["reasons"] or [])]}
         if kind == "prescriber":
-            months = self.table("prescriber_months")
-            mine = months.filter(pc.equal(months["prescriber_id"], entity_id)).sort_by("month")
-            profile["months"] = [clean(r) for r in mine.select(["month", "opioid_rx", "patients", "mme_total",
-                                                                  "mme_total_pctile"]).to_pylist()]
+            profile["months"] = self._months(entity_id)
         return profile
+
+    def _months(self, prescriber_id: str) -> list[dict]:
+        """One prescriber's months in calendar order, found by slicing the table sorted by
+        prescriber (an index worked out once) rather than scanning it per profile."""
+        months, spans = self.once("months by prescriber", self._month_spans)
+        start, length = spans.get(prescriber_id, (0, 0))
+        return months.slice(start, length).to_pylist()
+
+    def _month_spans(self) -> tuple[pa.Table, dict[str, tuple[int, int]]]:
+        """The months sorted by prescriber, already as :func:`clean` makes values (dates as ISO
+        text, NaN as null), and where each prescriber's run starts and how long it is."""
+        months = self.table("prescriber_months").sort_by([("prescriber_id", "ascending"), ("month", "ascending")])
+        columns = {"month": pc.cast(months["month"], pa.string())}
+        for name in ("opioid_rx", "patients", "mme_total", "mme_total_pctile"):
+            column = months[name]
+            columns[name] = pc.if_else(pc.is_nan(column), None, column) if pa.types.is_floating(column.type) else column
+        spans: dict[str, tuple[int, int]] = {}
+        for i, pid in enumerate(months["prescriber_id"].to_pylist()):
+            start, length = spans.get(pid, (i, 0))
+            spans[pid] = (start, length + 1)
+        return pa.table(columns), spans
 
     def _deciles(self, peer_group: str | None) -> dict[str, dict]:
         """The whole period's deciles of each measure in this peer group (the monthly ones are for
         the months chart)."""
-        t = self.table("deciles")
-        mask = pc.and_(pc.equal(t["peer_group"], peer_group or ""), pc.is_null(t["month"]))
-        return {r["measure"]: clean(r) for r in t.filter(mask).to_pylist()}
+        def whole_period() -> dict[str, dict]:
+            t = self.table("deciles")
+            mask = pc.and_(pc.equal(t["peer_group"], peer_group or ""), pc.is_null(t["month"]))
+            return {r["measure"]: clean(r) for r in t.filter(mask).to_pylist()}
+        return self.once(("deciles", peer_group or ""), whole_period)
 
     def deciles(self, peer_group: str | None = None, measure: str | None = None) -> list[dict]:
         t = self.table("deciles")
@@ -259,7 +291,8 @@ class Results:
 
     # -- overview --------------------------------------------------------------------------------
     def summary(self) -> dict:
-        flagged = {entity: count_flagged(self.table(e.table)) for entity, e in ENTITIES.items()}  # or NoAnalysis
+        flagged = self.once("flagged", lambda: {entity: count_flagged(self.table(e.table))  # or NoAnalysis
+                                                for entity, e in ENTITIES.items()})
         about = self.about
         # The workspace's location is the server's business, not the reader's.
         settings = {k: v for k, v in about.get("settings", {}).items() if k != "workspace"}

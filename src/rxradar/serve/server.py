@@ -67,5 +67,9 @@ def serve(ws: Workspace, settings: Settings, *, host: str, port: int, actor: str
     ws.audit(actor, "serve", "dashboard", {"host": host, "port": port,
                                            **({"forwarded_allow_ips": forwarded_allow_ips} if forwarded_allow_ips else {})})
     say(f"dashboard of {ws.root} at {url(host, port)} (API: /api, OpenAPI: /openapi.json); Ctrl+C stops it")
-    uvicorn.run(create_app(ws.root, small_cell=settings.small_cell), host=host, port=port, log_level="warning",
+    if not settings.secure_cookies and not loopback(host):
+        warn("cookies are not marked Secure: behind TLS, pass --secure-cookies")
+    app = create_app(ws.root, small_cell=settings.small_cell, secure_cookies=settings.secure_cookies,
+                     max_request_bytes=settings.max_request_bytes, request_threads=settings.request_threads)
+    uvicorn.run(app, host=host, port=port, log_level="warning",
                 proxy_headers=forwarded_allow_ips is not None, forwarded_allow_ips=forwarded_allow_ips)
