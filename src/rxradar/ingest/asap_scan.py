@@ -17,6 +17,7 @@ are SQL (``asap_records.sql``).
 from __future__ import annotations
 
 import gzip
+import re
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from rxradar.durable import open_content
 from rxradar.ingest import _asap_scan
 
 SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
+VERSION_SHAPE = re.compile(r"[0-9]{1,2}(\.[0-9][A-Z]?)?")
 HEADER_PROBE_BYTES = 4096
 CHUNK_BYTES = 32 * 1024 * 1024
 SPLIT_BYTES = 1024 * 1024  # chunks at least this big are scanned by two threads
@@ -124,8 +126,9 @@ def read_header(head: bytes, source: str) -> Header:
     elements = text[:pos].split(sep)
     version = elements[1].strip().upper()
     if version not in SUPPORTED_VERSIONS:
-        raise AsapFormatError(source, f"TH01 version {elements[1]!r} is not one of {', '.join(SUPPORTED_VERSIONS)}",
-                              "TH01")
+        # Quoted only when it has the shape of a version: anything else may be a shifted value.
+        shown = f" {version!r}" if VERSION_SHAPE.fullmatch(version) else ""
+        raise AsapFormatError(source, f"TH01 version{shown} is not one of {', '.join(SUPPORTED_VERSIONS)}", "TH01")
     length = offset + pos + 2
     return Header(version, elements[2].strip(), _created(elements[5], elements[6]), sep, term, length,
                   1 + head[:length].count(b"\n"))

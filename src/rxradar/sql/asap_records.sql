@@ -165,7 +165,8 @@ flagged AS (
             flag(NOT is_void AND ndc_status = 'unknown', 16) |
             flag(NOT is_void AND quantity IS NULL, 17) |
             flag(NOT is_void AND dsp10 IS NULL, 18) |
-            flag(NOT is_void AND dsp10 IS NOT NULL AND NOT regexp_full_match(dsp10, '[0-9]+'), 19) |
+            flag(NOT is_void AND days_supply IS NULL AND dsp10 IS NOT NULL AND NOT regexp_full_match(dsp10, '[0-9]+'),
+                 19) |
             -- digits too many for a number are out of range too, not "not a number"
             flag(NOT is_void AND (days_supply <= 0 OR days_supply > getvariable('asap_max_days')
                                   OR (days_supply IS NULL AND regexp_full_match(dsp10, '[0-9]+'))), 20) |
