@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gzip
 import logging
 import sqlite3
 import tempfile
@@ -17,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -210,3 +212,29 @@ def test_garbage_never_escapes_and_every_good_row_is_kept(data, kind):
     if ids and good_header:
         assert outcome.status == "ingested", outcome.message
         assert sorted(set(ids) - set(got)) == []
+
+
+# --- compressed sources ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["deaths", "ije", "prescribers", "pharmacies", "zip_counties"])
+def test_gzipped_sources_are_read_and_known_by_their_content_and_a_corrupt_one_fails_alone(tmp_path, kind):
+    table = "deaths" if kind == "ije" else kind
+    if kind == "ije":
+        content = b"\n".join(ije_good(i) for i in range(3)) + b"\n"
+    else:
+        content = "\n".join([HEADERS[kind], *(",".join(good_row(kind, i)) for i in range(3))]).encode() + b"\n"
+    plain, packed, broken = tmp_path / "src.txt", tmp_path / "copy.txt.gz", tmp_path / "broken.txt.gz"
+    plain.write_bytes(content)
+    packed.write_bytes(gzip.compress(content))
+    broken.write_bytes(gzip.compress(content)[:-12])  # cut short: the stream ends early
+    settings_ = load(workspace=tmp_path / "ws", threads=1, memory_limit="1GB")
+    with Workspace(tmp_path / "ws") as ws:
+        first = ingest_files(ws, table, [packed], settings_)
+        again = ingest_files(ws, table, [plain, broken], settings_)
+        rows = sum(pq.read_table(f).num_rows for f in ws.live_files()[table])
+    assert first[0].status == "ingested", first[0].message
+    assert first[0].records == 3
+    assert [o.status for o in again] == ["already-ingested", "failed"]
+    assert again[1].message.startswith("broken.txt.gz: ")
+    assert rows == 3

@@ -219,7 +219,8 @@ def test_identities_keep_the_names_and_dispensations_point_at_them(tmp_path):
 def test_rejected_records_never_keep_an_ssn(tmp_path):
     root = tmp_path / "ws"
     ingest(root, "asap", write_file(tmp_path / "ssn.asap", [
-        AsapPatient(pat("ROE", "RICHARD", "07", "123-45-6789"), [fill("RXBAD", days="0")])]))
+        # RXGOOD is kept: a file none of whose records fit fails whole, keeping no raw text.
+        AsapPatient(pat("ROE", "RICHARD", "07", "123-45-6789"), [fill("RXBAD", days="0"), fill("RXGOOD")])]))
     with Workspace(root) as ws:
         raws = [r for r in ws.rejects()["raw"].to_pylist() if r]
     assert raws and all("ROE" in r for r in raws)  # the raw text is kept (restricted table) ...

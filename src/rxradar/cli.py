@@ -12,6 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from rxradar import catalog, settings as settings_mod
+from rxradar.ingest import asap
 from rxradar.ingest.pipeline import FileOutcome, expand_paths, ingest_files
 from rxradar.schema import TABLES
 from rxradar.workspace import Workspace
@@ -175,11 +176,14 @@ def export(table: Annotated[str, typer.Argument(help="canonical table name, or a
 def rejects(workspace: WorkspaceOpt = None,
             limit: Annotated[int, typer.Option(help="rows to show")] = 50,
             by_file: Annotated[bool, typer.Option("--by-file", help="one row per reason and file")] = False) -> None:
-    """Summarise rejected records and warnings by reason (and file)."""
-    _, ws = _open(workspace)
+    """Summarise rejected records and warnings by reason (and file), and revises or voids still
+    waiting for their original."""
+    s, ws = _open(workspace)
     with ws:
         summary = catalog.rejects_summary(ws, by_file=by_file)
         totals = catalog.reject_totals(ws)
+        with catalog.open_engine(ws, s) as engine:
+            orphans = asap.orphaned_corrections(engine)
     out = Table(title="rejects and warnings")
     for name in ("count", "severity", "field", "reason", "file" if by_file else "files"):
         out.add_column(name, justify="right" if name in ("count", "files") else "left")
@@ -189,6 +193,11 @@ def rejects(workspace: WorkspaceOpt = None,
     console.print(out)
     console.print(f"{totals.get('rejected', 0):,} rejected, {totals.get('warning', 0):,} warnings"
                   + (f" (showing {limit} of {len(summary)} groups)" if len(summary) > limit else ""))
+    if orphans:
+        # Computed from the workspace as it stands: an original that has arrived since is no orphan.
+        console.print(f"{sum(o['corrections'] for o in orphans):,} orphaned correction(s): revise/void records "
+                      f"whose original fill is not in the workspace, kept pending it (in "
+                      + ", ".join(f"{o['source_file']} ({o['corrections']:,})" for o in orphans[:limit]) + ")")
 
 
 @app.command("analyze")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 HASH_READ_BYTES = 8 * 1024 * 1024
 
@@ -16,12 +20,59 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def open_content(path: Path) -> IO[bytes]:
+    """What a source file holds, as every reader reads it: decompressed when its name ends in .gz."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+@dataclass(frozen=True)
+class FileDigests:
+    """SHA-256 of a source file's content (decompressed) and of its bytes as stored on disk."""
+
+    content: str
+    stored: str
+    bytes: int  # on disk
+
+
+class _HashingReader(io.RawIOBase):
+    """A file read through, hashing every byte that passes."""
+
+    def __init__(self, f: IO[bytes]):
+        self.f, self.sha = f, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        n = self.f.readinto(b)
+        self.sha.update(memoryview(b)[:n])
+        return n
+
+
+def file_digests(path: Path) -> FileDigests:
+    """Both hashes in one streaming pass. A file is known by its content, so a gzipped copy of a
+    file already ingested is the same file; a gzip stream that is corrupt or cut short raises
+    (zlib.error, EOFError, gzip.BadGzipFile) here, before anything is registered."""
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        if path.suffix != ".gz":
+            sha = hashlib.sha256()
+            while block := raw.read(HASH_READ_BYTES):
+                sha.update(block)
+            return FileDigests(sha.hexdigest(), sha.hexdigest(), size)
+        stored = _HashingReader(raw)
+        content = hashlib.sha256()
+        with gzip.GzipFile(fileobj=io.BufferedReader(stored, HASH_READ_BYTES), mode="rb") as f:
+            while block := f.read(HASH_READ_BYTES):
+                content.update(block)
+        while stored.read(HASH_READ_BYTES):  # whatever gzip left unread (it reads to the end)
+            pass
+        return FileDigests(content.hexdigest(), stored.sha.hexdigest(), size)
+
+
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(HASH_READ_BYTES):
-            h.update(block)
-    return h.hexdigest()
+    """The hash a source file is known by: of its content, decompressed (see file_digests)."""
+    return file_digests(path).content
 
 
 @contextmanager

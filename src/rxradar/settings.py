@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,31 @@ class Settings:
     max_days_supply: int = field(
         default=365,
         metadata={"help": "days supply above this is rejected as implausible (formats.md §3.4 data hygiene)"},
+    )
+    max_quantity: float = field(
+        default=10_000.0,
+        metadata={"help": "an ASAP quantity dispensed (DSP09: tablets, mL, g or patches) above this is rejected "
+                          "as implausible. A 365-day supply (max_days_supply) of 24 tablets a day is 8,760; "
+                          "NCPDP quantities are at most 9,999,999.999, so larger values are keying errors (an "
+                          "Rx or NDC number in the wrong element) and would overflow MME arithmetic"},
+    )
+    earliest_asap_date: str = field(
+        default="1995-01-01",
+        metadata={"help": "fill dates (DSP05) before this are rejected, and written dates (DSP03) before it "
+                          "are not kept: the first ASAP standard for PDMP reporting is ASAP 1995, the oldest "
+                          "version PDMPs accept, so no ASAP record is older"},
+    )
+    max_days_after_file: int = field(
+        default=7,
+        metadata={"help": "a fill date more than this many days after the file was created (TH05, or today) "
+                          "is rejected; up to it, kept with a warning (a sender's clock may be off; PDMPs "
+                          "take weekly submissions)"},
+    )
+    max_age_years: int = field(
+        default=120,
+        metadata={"help": "a patient birth date (PAT18) more than this many years ago, or in the future, is not "
+                          "kept (warning): the longest verified human life is 122 years (Robine & Allard, "
+                          "Science 1998)"},
     )
     memory_limit: str = field(
         default="6GB", metadata={"help": "DuckDB memory limit; larger jobs spill to the workspace's tmp directory"}
@@ -197,6 +223,15 @@ def _check(settings: Settings) -> None:
         raise ValueError(f"request_threads must be at least 1, not {settings.request_threads}")
     if settings.max_days_supply < 1:
         raise ValueError(f"max_days_supply must be at least 1, not {settings.max_days_supply}")
+    if not settings.max_quantity > 0:
+        raise ValueError(f"max_quantity must be more than 0, not {settings.max_quantity}")
+    if settings.max_days_after_file < 0 or settings.max_age_years < 1:
+        raise ValueError("max_days_after_file must be at least 0 and max_age_years at least 1")
+    try:
+        date.fromisoformat(settings.earliest_asap_date)
+    except ValueError:
+        raise ValueError(f"earliest_asap_date must be a date as YYYY-MM-DD, not {settings.earliest_asap_date!r}") \
+            from None
     byte_size(settings.memory_limit)  # a size the engine understands, or a clear error now
 
 

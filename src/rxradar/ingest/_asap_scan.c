@@ -13,8 +13,11 @@
  *     checks; IS, CDI and AIR are passed over.
  *
  * Text is cut at the caller's chunk boundaries, so the running position, line and hierarchy
- * travel in and out as a state tuple (see STATE_FIELDS). Bytes of a Latin-1 file are written out
- * as UTF-8 when asked. A Scanner keeps its rows over any number of chunks and files until they
+ * travel in and out as a state tuple (see STATE_FIELDS). Text is decoded one element at a time:
+ * an element that is valid UTF-8 is kept as it is, any other is read as Latin-1 and written out
+ * as UTF-8, so a file mixing the two (one pharmacy system's names in each) stores no mojibake.
+ * A NUL byte cannot be text: it is left out, and the row says its segment held one (the caller
+ * rejects the record, not the file). A Scanner keeps its rows over any number of chunks and files until they
  * are taken, so a batch of many small files costs one set of tables, not one per file.
  */
 #define PY_SSIZE_T_CLEAN
@@ -31,6 +34,7 @@
 #define TOO_LARGE (-2) /* a column would pass 2 GB before take(): distinct from out of memory */
 
 enum { PHA, PAT, DSP, PRE };
+enum { FLAG_UNREADABLE = 1, FLAG_NUL = 2 }; /* bits of a row's flags */
 
 /* ---- growable buffers ------------------------------------------------------------------- */
 typedef struct {
@@ -164,12 +168,13 @@ static PyObject *strcol_tuple(StrCol *c) {
 /* Integer columns of every table: row (batch-wide, per kind; -1 for marks), file_no, pos (segment
  * number in the file), line, offset and end in the stream, and the parent (PHA row for PAT; PAT
  * row for DSP; DSP row for PRE; PHA position for a mark); DSP rows also carry their PHA row and
- * whether an unreadable segment came after their PAT. Element 0 (the id) may be kept too. */
+ * whether an unreadable segment came after their PAT (FLAG_UNREADABLE); every row says whether its
+ * segment held a NUL byte (FLAG_NUL). Element 0 (the id) may be kept too. */
 typedef struct {
     int nkeep;
     int keep[MAX_ELEMENTS];
     StrCol cols[MAX_ELEMENTS];
-    Buf row, file_no, pos, line, off, end, parent, pha, unreadable;
+    Buf row, file_no, pos, line, off, end, parent, pha, flags;
     Py_ssize_t rows;
 } Rows;
 
@@ -207,7 +212,7 @@ static void rows_free(Rows *r) {
     buf_free(&r->end);
     buf_free(&r->parent);
     buf_free(&r->pha);
-    buf_free(&r->unreadable);
+    buf_free(&r->flags);
 }
 
 /* Empty the buffers, keeping which elements are kept. */
@@ -237,7 +242,7 @@ static PyObject *rows_tuple(Rows *r) {
     return Py_BuildValue("{s:n,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "rows", r->rows, "elements", cols,
                          "row", buf_handoff(&r->row), "file_no", buf_handoff(&r->file_no), "pos", buf_handoff(&r->pos),
                          "line", buf_handoff(&r->line), "off", buf_handoff(&r->off), "end", buf_handoff(&r->end), "parent", buf_handoff(&r->parent), "pha", buf_handoff(&r->pha),
-                         "unreadable", buf_handoff(&r->unreadable));
+                         "flags", buf_handoff(&r->flags));
 }
 
 /* ---- one segment ------------------------------------------------------------------------- */
@@ -249,6 +254,7 @@ typedef struct {
     Buf scratch;                  /* used when CR/LF sit inside the segment, or Latin-1 needs UTF-8 */
     Py_ssize_t start[MAX_ELEMENTS + 1]; /* element k is text[start[k] .. start[k+1]-1) */
     int n;                        /* elements seen (capped at MAX_ELEMENTS) */
+    int nul;                      /* the segment held a NUL byte (left out of text) */
 } Segment;
 
 /* Eight bytes at a time: a mask with the high bit set in each byte of v equal to b. */
@@ -285,55 +291,112 @@ static void split_elements(Segment *s, char sep) {
     s->start[s->n] = s->len + 1; /* the last element ends at the end of the text */
 }
 
-/* Whether raw[0..len) holds a CR or LF, or (for Latin-1) a byte that needs re-encoding. */
-static int needs_cleaning(const unsigned char *raw, Py_ssize_t len, int latin1) {
+/* Whether raw[0..len) holds a CR or LF, a byte outside ASCII, or (when asked) a NUL. */
+static int needs_cleaning(const unsigned char *raw, Py_ssize_t len, int check_nul) {
     Py_ssize_t k = 0;
-    uint64_t high = latin1 ? HIGHS : 0;
     for (; k + 8 <= len; k += 8) {
         uint64_t v = load8(raw + k);
-        if (bytes_equal(v, '\n') | bytes_equal(v, '\r') | (v & high)) break;
+        if (bytes_equal(v, '\n') | bytes_equal(v, '\r') | (v & HIGHS) | (check_nul ? bytes_equal(v, 0) : 0)) break;
     }
     for (; k < len; k++) {
         unsigned char c = raw[k];
-        if (c == '\n' || c == '\r' || (latin1 && c >= 0x80)) return 1;
+        if (c == '\n' || c == '\r' || c >= 0x80 || (check_nul && c == 0)) return 1;
     }
     return 0;
 }
 
-/* Point the segment at raw[0..len) when it is clean, else at a cleaned copy. Returns the number
- * of line ends inside the segment, or -1 when out of memory. Elements are split later, and only
- * for segments whose rows this call emits. */
+/* Whether t[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or values past
+ * U+10FFFF). */
+static int valid_utf8(const unsigned char *t, Py_ssize_t n) {
+    Py_ssize_t k = 0;
+    while (k < n) {
+        unsigned char c = t[k];
+        if (c < 0x80) {
+            k++;
+            continue;
+        }
+        int more;
+        unsigned int lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else {
+            return 0;
+        }
+        if (k + more >= n) return 0; /* cut short */
+        for (int j = 1; j <= more; j++) {
+            unsigned char d = t[k + j];
+            if (d < (j == 1 ? lo : 0x80) || d > (j == 1 ? hi : 0xBF)) return 0;
+        }
+        k += 1 + more;
+    }
+    return 1;
+}
+
+/* Point the segment at raw[0..len) when it is clean, else at a cleaned copy: CR, LF and NUL left
+ * out, each element kept as UTF-8 when it is that, else read as Latin-1. Returns the number of
+ * line ends inside the segment, or -1 when out of memory. Elements are split later, and only for
+ * segments whose rows this call emits. */
 static long long take_segment(Segment *s, const unsigned char *raw, Py_ssize_t len, const unsigned char *end,
-                              char sep, int latin1) {
-    if (!needs_cleaning(raw, len, latin1)) {
+                              char sep, int check_nul) {
+    s->nul = 0;
+    s->sep = sep;
+    if (!needs_cleaning(raw, len, check_nul)) {
         s->text = (const char *)raw;
         s->len = len;
         s->limit = (const char *)end;
-        s->sep = sep;
         return 0;
     }
     long long newlines = 0;
     s->scratch.len = 0;
     if (buf_reserve(&s->scratch, 2 * len + SLACK) < 0) return -1;
-    char *out = s->scratch.data;
-    Py_ssize_t m = 0;
-    for (Py_ssize_t k = 0; k < len; k++) {
+    unsigned char *out = (unsigned char *)s->scratch.data;
+    Py_ssize_t m = 0, from = 0; /* out[from..m) is the element being copied */
+    int high = 0;               /* bytes >= 0x80 in it */
+    for (Py_ssize_t k = 0; k <= len; k++) {
+        if (k == len || raw[k] == (unsigned char)sep) {
+            if (high && !valid_utf8(out + from, m - from)) {
+                /* Latin-1: each high byte becomes two; widen in place from the end. */
+                Py_ssize_t r = m, w = m + high;
+                while (r > from) {
+                    unsigned char c = out[--r];
+                    if (c >= 0x80) {
+                        out[--w] = (unsigned char)(0x80 | (c & 0x3F));
+                        out[--w] = (unsigned char)(0xC0 | (c >> 6));
+                    } else {
+                        out[--w] = c;
+                    }
+                }
+                m += high;
+            }
+            if (k == len) break;
+            out[m++] = (unsigned char)sep;
+            from = m;
+            high = 0;
+            continue;
+        }
         unsigned char c = raw[k];
         if (c == '\n') {
             newlines++;
         } else if (c == '\r') {
             continue;
-        } else if (latin1 && c >= 0x80) {
-            out[m++] = (char)(0xC0 | (c >> 6));
-            out[m++] = (char)(0x80 | (c & 0x3F));
+        } else if (c == 0) {
+            s->nul = 1;
         } else {
-            out[m++] = (char)c;
+            high += c >= 0x80;
+            out[m++] = c;
         }
     }
-    s->text = out;
+    s->text = (const char *)out;
     s->len = m;
-    s->limit = out + s->scratch.cap;
-    s->sep = sep;
+    s->limit = (const char *)out + s->scratch.cap;
     return newlines;
 }
 
@@ -410,7 +473,7 @@ static int add_element(StrCol *c, const Segment *s, int k) {
 }
 
 /* Append one row to table t, if this scanner emits it: the kept elements and the integers. */
-static int emit_row(Scan *sc, int t, Segment *s, long long row, long long parent, long long pha, int unreadable,
+static int emit_row(Scan *sc, int t, Segment *s, long long row, long long parent, long long pha, int flags,
                     long long pos, long long line, long long off, long long end) {
     if (!(sc->emit & (1 << t))) return 0;
     Rows *r = &sc->rows[t];
@@ -419,10 +482,10 @@ static int emit_row(Scan *sc, int t, Segment *s, long long row, long long parent
         int rc = add_element(&r->cols[i], s, r->keep[i]);
         if (rc < 0) return rc;
     }
-    int8_t u = (int8_t)unreadable;
+    int8_t u = (int8_t)(flags | (s->nul ? FLAG_NUL : 0));
     if (put_i32(&r->row, row) < 0 || put_i32(&r->file_no, sc->file_no) < 0 || put_i32(&r->pos, pos) < 0 ||
         put_i32(&r->line, line) < 0 || put_i64(&r->off, off) < 0 || put_i64(&r->end, end) < 0 ||
-        put_i32(&r->parent, parent) < 0 || put_i32(&r->pha, pha) < 0 || buf_put(&r->unreadable, &u, 1) < 0)
+        put_i32(&r->parent, parent) < 0 || put_i32(&r->pha, pha) < 0 || buf_put(&r->flags, &u, 1) < 0)
         return -1;
     r->rows++;
     return 0;
@@ -443,7 +506,7 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
         return emit_row(sc, MARKS, s, -1, st[S_PHA_POS], -1, 0, pos, line, off, end);
     }
     long long parent = -1, pha = -1, row = -1;
-    int unreadable = 0;
+    int flags = 0;
     switch (kind) {
     case PHA:
         row = st[S_PHA_ROWS]++;
@@ -461,7 +524,7 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
         row = st[S_DSP_ROWS]++;
         parent = st[S_PAT_ROW];
         pha = st[S_PHA_ROW];
-        unreadable = st[S_PAT_ROW] >= 0 && st[S_UNREADABLE];
+        flags = st[S_PAT_ROW] >= 0 && st[S_UNREADABLE] ? FLAG_UNREADABLE : 0;
         st[S_DSP_BEFORE] = row;
         break;
     case PRE:
@@ -469,7 +532,7 @@ static int finish_segment(Scan *sc, Segment *s, long long line, long long off, l
         parent = dsp_before;
         break;
     }
-    return emit_row(sc, kind, s, row, parent, pha, unreadable, pos, line, off, end);
+    return emit_row(sc, kind, s, row, parent, pha, flags, pos, line, off, end);
 }
 
 static void scan_free(Scan *sc) {
@@ -526,15 +589,16 @@ static void Scanner_dealloc(Scanner *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* scan(data, sep, term, latin1, final, state, file_no) -> state; sep and term are one byte each
+/* scan(data, sep, term, check_nul, final, state, file_no) -> state; sep and term are one byte each
+ *   check_nul: the chunk may hold NUL bytes (look for them in each segment);
  *   state: STATE_FIELDS integers (see the enum), as returned for the previous chunk of the file;
  *   final: the text after the last terminator is a segment too (a file cut short). */
 static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
     Py_buffer data;
     char sep, term;
-    int latin1, final, file_no;
+    int check_nul, final, file_no;
     PyObject *state;
-    if (!PyArg_ParseTuple(args, "y*ccppOi", &data, &sep, &term, &latin1, &final, &state, &file_no)) return NULL;
+    if (!PyArg_ParseTuple(args, "y*ccppOi", &data, &sep, &term, &check_nul, &final, &state, &file_no)) return NULL;
     PyObject *result = NULL;
     Scan *sc = &self->sc;
     if (self->busy) {
@@ -582,7 +646,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
             unterminated = 1;
             break;
         }
-        long long inside = take_segment(seg, p + i, stop - i, p + n, sep, latin1);
+        long long inside = take_segment(seg, p + i, stop - i, p + n, sep, check_nul);
         failed = inside < 0 ? -1 : finish_segment(sc, seg, line, base + i, base + stop);
         line += inside;
         i = stop + 1;

@@ -8,6 +8,8 @@ Identifiers and NDCs are checked once per distinct value in Python.
 
 from __future__ import annotations
 
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +18,20 @@ import pyarrow.compute as pc
 
 from rxradar.engine import Engine, EngineError
 from rxradar.ingest.asap_checks import id_checks, ndc_checks
-from rxradar.ingest.asap_scan import TABLES, AsapFormatError, BatchScanner, Header, Scanned, raw_segments, schema
-from rxradar.ingest.rejects import WARNING
-from rxradar.privacy import keyed_hash_function
+from rxradar.ingest.asap_scan import (
+    TABLES,
+    AsapFormatError,
+    BatchScanner,
+    Header,
+    Scanned,
+    raw_segments,
+    schema,
+    unreadable_reason,
+)
+from rxradar.ingest.rejects import REJECTED, WARNING
+from rxradar.privacy import keyed_hash_function, mask_ssn_shaped
 from rxradar.schema import PHARMACIES, PRESCRIBERS, REJECTS, conform
+from rxradar.settings import Settings
 from rxradar.workspace import IngestTransaction, Member
 
 # DSP13 in 4.0/4.1 is 01 = partial, 02 = not; from 4.2 it is a sequence 00, 01, 02...
@@ -32,7 +44,7 @@ SCRATCH_TABLES = ("asap_rules", "asap_patients", "asap_rows", *(f"asap_{name}" f
 DSP_ROWS_PER_GB = 2_000_000
 MIN_SLICE_ROWS = 100_000  # however small the limit: a slice has fixed costs
 
-__all__ = ["AsapFormatError", "AsapSummary", "Batch", "load"]
+__all__ = ["AsapFormatError", "AsapSummary", "Batch", "load", "orphaned_corrections"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +53,16 @@ class AsapSummary:
     records: int
     zero_reports: int
     kept: int
+    # Why the file as a whole is refused although it could be read: nothing in it fits (its
+    # rejects are not kept then; this one reason is). None for a file that is ingested.
+    failure: str | None = None
+    orphaned_corrections: int = 0  # revises and voids whose original is not (yet) in the workspace
 
 
 FILES_SCHEMA = pa.schema([("file_no", pa.int32()), ("ingest_id", pa.int64()), ("source_file", pa.string()),
                           ("asap_version", pa.string()), ("file_created", pa.timestamp("s")),
-                          ("legacy_partial", pa.bool_()), ("tcn", pa.string()), ("segments", pa.int32())])
+                          ("legacy_partial", pa.bool_()), ("tcn", pa.string()), ("segments", pa.int32()),
+                          ("nul_bytes", pa.int64())])
 
 
 class Batch:
@@ -105,17 +122,21 @@ class Batch:
 
 
 def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: IngestTransaction, key: bytes,
-         max_days_supply: int) -> dict[int, AsapSummary]:
+         settings: Settings) -> dict[int, AsapSummary]:
     """Check and pseudonymise the scanned files of a batch into ``tx``.
 
-    Returns a summary per ingest id; rejects and warnings go into ``tx`` with their file.
+    Returns a summary per ingest id; rejects and warnings go into ``tx`` with their file, except
+    for a file none of whose records fit (its summary's ``failure`` says why; the caller fails it).
     """
     batch.expose()
-    engine.set_variables(asap_max_days=max_days_supply)
+    engine.set_variables(asap_max_days=settings.max_days_supply, asap_max_quantity=settings.max_quantity,
+                         asap_earliest_date=settings.earliest_asap_date,
+                         asap_future_days=settings.max_days_after_file, asap_max_age_years=settings.max_age_years)
     engine.register("asap_files", pa.Table.from_pylist([
         {"file_no": s.file_no, "ingest_id": m.ingest_id, "source_file": m.source_name, "asap_version": s.header.version,
          "file_created": s.header.created, "legacy_partial": s.header.version in LEGACY_PARTIAL_VERSIONS,
-         "tcn": s.header.control_number, "segments": s.segments} for s, m in files], schema=FILES_SCHEMA))
+         "tcn": s.header.control_number, "segments": s.segments, "nul_bytes": s.nul_bytes} for s, m in files],
+        schema=FILES_SCHEMA))
     try:
         engine.execute("asap_macros")
         distinct = engine.run("asap_distinct")
@@ -127,16 +148,25 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
         engine.execute("asap_records")
         _check_records(engine, max(MIN_SLICE_ROWS, DSP_ROWS_PER_GB * batch.memory_limit // 2**30))
         engine.execute("asap_kept")
+        counts = {r["ingest_id"]: r for r in engine.run("asap_file_counts").to_pylist()}
+        orphans: dict[int, int] = {}
         for table, sql in (("dispensations", "asap_dispensations"), ("identities", "asap_identities")):
             path = tx.scratch_path(table)
             engine.copy_sql_to_parquet(sql, path)
+            if table == "dispensations":
+                orphans = _orphaned_corrections(engine, path, tx.ws.live_files().get("dispensations", []), set(counts))
             tx.adopt(table, path, engine.rows_by_ingest(path))
         _write_providers(engine, tx)
-        tx.reject(_rejects(engine, {m.ingest_id: s for s, m in files}))
-        counts = {r["ingest_id"]: r for r in engine.run("asap_file_counts").to_pylist()}
+        problems = _rejects(engine, {m.ingest_id: s for s, m in files})
+        failures = _failures(counts, problems)
+        if failures:  # their rejects stay out: the one reason of the failure says it
+            problems = problems.filter(pc.invert(pc.is_in(problems["ingest_id"], pa.array(list(failures)))))
+        tx.reject(problems)
     except EngineError as exc:
+        # The engine's own message may quote a value of the file: only its kind is told.
         raise AsapFormatError(files[0][1].source_name if len(files) == 1 else f"batch of {len(files)} files",
-                              f"cannot be read as ASAP: {exc}".split("\n")[0]) from exc
+                              f"cannot be read as ASAP: the engine failed on its records ({type(exc).__name__})"
+                              ) from exc
     finally:
         for name in ("id_checks", "ndc_checks", "asap_files"):
             try:
@@ -147,8 +177,44 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
     for s, m in files:
         c = counts[m.ingest_id]
         m.records_read += c["records"]
-        summaries[m.ingest_id] = AsapSummary(s.header, c["records"], c["zero_reports"], c["kept"])
+        summaries[m.ingest_id] = AsapSummary(s.header, c["records"], c["zero_reports"], c["kept"],
+                                             failures.get(m.ingest_id), orphans.get(m.ingest_id, 0))
     return summaries
+
+
+def _failures(counts: dict[int, dict], problems: pa.Table) -> dict[int, str]:
+    """Files that could be read but of which nothing fits: records and none kept, or no record and
+    no zero report but segments that are not ASAP (a binary file behind a valid header). A zero
+    report, or a file of only its header and trailers, is a valid file."""
+    failures = {}
+    for ingest_id, c in counts.items():
+        if c["kept"] or c["zero_reports"]:
+            continue
+        if c["records"]:
+            reasons = Counter((p["field"], p["reason"]) for p in problems.to_pylist()
+                              if p["ingest_id"] == ingest_id and p["severity"] == REJECTED)
+            (field, reason), _ = reasons.most_common(1)[0]
+            failures[ingest_id] = (f"none of its {c['records']:,} records could be kept; most often {field}: "
+                                   f"{reason}")
+        elif c["unknown_segments"]:
+            failures[ingest_id] = (f"no ASAP records: {c['unknown_segments']:,} segment(s) after the header are "
+                                   "not ASAP segments (not an ASAP file?)")
+    return failures
+
+
+def _orphaned_corrections(engine: Engine, batch: Path, stored: list[str], ingest_ids: set[int]) -> dict[int, int]:
+    """Revises and voids of this batch (Parquet file ``batch``) whose original report is neither in
+    the batch nor in the workspace (``stored`` files), per ingest id. They are kept: an original
+    that arrives later is still revised or voided (canonical_views.sql)."""
+    engine.view_over("fills_known", [batch])
+    if not engine.scalar("SELECT count(*) FROM fills_known WHERE reporting_status IN ('01', '02')"):
+        return {}
+    engine.view_over("fills_known", [batch, *stored])
+    try:
+        return {r["ingest_id"]: r["corrections"] for r in engine.run("orphaned_corrections").to_pylist()
+                if r["ingest_id"] in ingest_ids}
+    finally:
+        engine.query("DROP VIEW IF EXISTS fills_known")
 
 
 def _check_records(engine: Engine, slice_rows: int) -> None:
@@ -180,6 +246,16 @@ def _write_providers(engine: Engine, tx: IngestTransaction) -> None:
         "zip": prescribers["zip"], "source": asap(prescribers), "ingest_id": prescribers["ingest_id"]})))
 
 
+def orphaned_corrections(engine: Engine) -> list[dict]:
+    """Revises and voids in the workspace as it stands (an engine over its tables) whose original
+    report has not arrived: (ingest_id, source_file, corrections) per file."""
+    engine.define_view("fills_known", "SELECT * FROM dispensations_records")
+    try:
+        return engine.run("orphaned_corrections").to_pylist()
+    finally:
+        engine.query("DROP VIEW IF EXISTS fills_known")
+
+
 def _rejects(engine: Engine, scanned: dict[int, Scanned]) -> pa.Table:
     """Record problems (with the raw PAT/DSP/PRE text for rejected records) and file-level warnings."""
     problems = engine.run("asap_rejects").to_pylist()
@@ -188,15 +264,19 @@ def _rejects(engine: Engine, scanned: dict[int, Scanned]) -> pa.Table:
     for ingest_id in {p["ingest_id"] for p in rejected}:
         spans = {(p[f"{s}_off"], p[f"{s}_end"]) for p in rejected if p["ingest_id"] == ingest_id
                  for s in ("pat", "dsp", "pre") if p[f"{s}_off"] is not None}
-        raw[ingest_id] = raw_segments(scanned[ingest_id], spans)
+        try:
+            raw[ingest_id] = raw_segments(scanned[ingest_id], spans)
+        except (OSError, EOFError, zlib.error) as exc:  # changed or gone since it was scanned
+            file = scanned[ingest_id]
+            raise AsapFormatError(file.path.name, unreadable_reason(exc)) from exc
     rows = []
     for p in problems:
         text = None
         if p["severity"] == "rejected":
             file = scanned[p["ingest_id"]]
-            text = file.header.term.join(
+            text = mask_ssn_shaped(file.header.term.join(
                 _masked(raw[p["ingest_id"]][(p[f"{s}_off"], p[f"{s}_end"])], file.header.sep)
-                for s in ("pat", "dsp", "pre") if p[f"{s}_off"] is not None)
+                for s in ("pat", "dsp", "pre") if p[f"{s}_off"] is not None))
         segment_number, line = _place_at_fault(p)
         rows.append({"ingest_id": p["ingest_id"], "source_file": p["source_file"], "record_number": p["record_number"],
                      "segment": _segment_of(p["field"]), "segment_number": segment_number, "line": line,

@@ -8,14 +8,17 @@ there, and every PHA, PAT, DSP and PRE row arrives with its place in the hierarc
 DSP, the DSP a PRE follows), its segment number and the line it starts on. Trailers and
 unrecognised segments arrive as "marks" for the file-level checks.
 
-A file that is not UTF-8 is read as Latin-1 (and stored as UTF-8). Nothing here judges a record:
-the checks are SQL (``asap_records.sql``).
+Text is decoded one element at a time (valid UTF-8 is kept, anything else is read as Latin-1),
+so a file mixing the two stores no mojibake. A NUL byte is no text: the rows of segments holding
+one say so, and the checks reject those records alone. Nothing here judges a record: the checks
+are SQL (``asap_records.sql``).
 """
 
 from __future__ import annotations
 
-import codecs
 import gzip
+import re
+import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,9 +30,11 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
+from rxradar.durable import open_content
 from rxradar.ingest import _asap_scan
 
 SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
+VERSION_SHAPE = re.compile(r"[0-9]{1,2}(\.[0-9][A-Z]?)?")
 HEADER_PROBE_BYTES = 4096
 CHUNK_BYTES = 32 * 1024 * 1024
 SPLIT_BYTES = 1024 * 1024  # chunks at least this big are scanned by two threads
@@ -54,6 +59,9 @@ EMIT = (0b00100, 0b11011)
 # What the scanner's parent column means for each kind (-1 when there is none).
 PARENT = {"pha": None, "pat": "pha_row", "dsp": "pat_row", "pre": "dsp_row"}
 TABLES = (*KINDS, "marks")
+# Bits of a row's flags (_asap_scan.c): an unreadable segment came between a DSP and its PAT;
+# the row's segment held a NUL byte.
+FLAG_UNREADABLE, FLAG_NUL = 1, 2
 
 
 class AsapFormatError(ValueError):
@@ -85,11 +93,11 @@ class Scanned:
     header: Header
     file_no: int
     segments: int  # TH to the last segment, as numbered in the file
-    latin1: bool  # read as Latin-1 (raw text for rejects is decoded the same way)
+    nul_bytes: int  # NUL bytes in the file (their segments' records are rejected)
 
 
 def open_source(path: Path) -> IO[bytes]:
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    return open_content(path)
 
 
 def read_header(head: bytes, source: str) -> Header:
@@ -118,8 +126,9 @@ def read_header(head: bytes, source: str) -> Header:
     elements = text[:pos].split(sep)
     version = elements[1].strip().upper()
     if version not in SUPPORTED_VERSIONS:
-        raise AsapFormatError(source, f"TH01 version {elements[1]!r} is not one of {', '.join(SUPPORTED_VERSIONS)}",
-                              "TH01")
+        # Quoted only when it has the shape of a version: anything else may be a shifted value.
+        shown = f" {version!r}" if VERSION_SHAPE.fullmatch(version) else ""
+        raise AsapFormatError(source, f"TH01 version{shown} is not one of {', '.join(SUPPORTED_VERSIONS)}", "TH01")
     length = offset + pos + 2
     return Header(version, elements[2].strip(), _created(elements[5], elements[6]), sep, term, length,
                   1 + head[:length].count(b"\n"))
@@ -168,8 +177,8 @@ class BatchScanner:
         spilled); the caller drops them by ``file_no``."""
         try:
             return self._scan(path, source, file_no)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise AsapFormatError(source, f"cannot be read: {exc}") from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise AsapFormatError(source, unreadable_reason(exc)) from exc
 
     def take(self) -> dict[str, pa.Table]:
         """Every row scanned since the last take, as one table per name of TABLES."""
@@ -186,7 +195,7 @@ class BatchScanner:
             # segment, line, offset, rows of each kind, current PHA row and position, current PAT
             # row, the DSP just before, unreadable segment since the PAT (see _asap_scan.c)
             state = (1, header.line, header.length, *(self.rows[k] for k in KINDS), -1, -1, -1, -1, 0)
-            latin1: bool | None = None
+            nul_bytes = head[:header.length].count(NUL)
             buffer = self._buffer
             carry = len(head) - header.length
             buffer[:carry] = head[header.length:]
@@ -195,17 +204,15 @@ class BatchScanner:
                 while True:
                     n = _fill(f, view[carry:carry + CHUNK_BYTES])
                     total, final = carry + n, n == 0
-                    nul = buffer.find(NUL, 0, total)
-                    if nul >= 0:
-                        raise AsapFormatError(source, f"contains a NUL byte at byte {offset + nul}; not a text file")
                     cut = total if final else buffer.rfind(term, 0, total) + 1
                     if total - cut > MAX_SEGMENT_BYTES:
                         raise AsapFormatError(source, f"no segment terminator {header.term!r} in {total - cut:,} "
                                               f"bytes from byte {offset + cut}", "TH09")
+                    # Segments are searched for NUL bytes only in the rare chunk that has one.
+                    nuls = buffer.count(NUL, 0, cut) if buffer.find(NUL, 0, cut) >= 0 else 0
+                    nul_bytes += nuls
                     with view[:cut] as chunk:
-                        if latin1 is None and np.frombuffer(chunk, np.uint8).max(initial=0) >= 0x80:
-                            latin1 = not _is_utf8(path)
-                        args = (chunk, sep, term, bool(latin1), final, state, file_no)
+                        args = (chunk, sep, term, nuls > 0, final, state, file_no)
                         if cut < SPLIT_BYTES:
                             state = self._whole.scan(*args)
                         else:
@@ -219,7 +226,7 @@ class BatchScanner:
                     carry = total - cut
                     buffer[:carry] = buffer[cut:total]
         self.rows = {k: state[3 + i] for i, k in enumerate(KINDS)}
-        return Scanned(path, header, file_no, state[0], bool(latin1))
+        return Scanned(path, header, file_no, state[0], nul_bytes)
 
 
 @cache
@@ -234,6 +241,7 @@ def schema(name: str) -> pa.Schema:
         fields.append((PARENT[name], pa.int32()))
     if name == "dsp":
         fields += [("pha_row", pa.int32()), ("unreadable", pa.bool_())]
+    fields.append(("nul", pa.bool_()))  # the segment held a NUL byte: its record cannot be read
     return pa.schema(fields + [(f"{name}{k:02d}", pa.string()) for k in ELEMENTS[name]])
 
 
@@ -249,9 +257,10 @@ def _table(name: str, t: dict) -> pa.Table:
     columns = list(ints.values())
     if PARENT[name]:
         columns.append(_nullable(_ints(t["parent"], n)))
+    flags = np.frombuffer(t["flags"], np.int8, n)
     if name == "dsp":
-        columns += [_nullable(_ints(t["pha"], n)),
-                    pa.Array.from_buffers(pa.int8(), n, [None, pa.py_buffer(t["unreadable"])]).cast(pa.bool_())]
+        columns += [_nullable(_ints(t["pha"], n)), pa.array((flags & FLAG_UNREADABLE) != 0)]
+    columns.append(pa.array((flags & FLAG_NUL) != 0))
     columns += [_strings(col, n) for col in t["elements"]]
     return pa.Table.from_arrays(columns, schema=schema(name))
 
@@ -282,17 +291,35 @@ def _strings(col: tuple, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(valid), nulls)
 
 
-def _is_utf8(path: Path) -> bool:
-    """Whether the whole file decodes as UTF-8 (asked only of files with a non-ASCII byte)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with open_source(path) as f:
-            while block := f.read(CHUNK_BYTES):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
+def decode_elements(text: bytes, sep: bytes) -> str:
+    """Segment text as the scanner reads it: each element UTF-8 if it is that, else Latin-1; a NUL
+    byte shown as U+FFFD."""
+    parts = []
+    for element in text.split(sep):
+        try:
+            parts.append(element.decode("utf-8"))
+        except UnicodeDecodeError:
+            parts.append(element.decode("latin-1"))
+    return sep.decode("latin-1").join(parts).replace("\0", "\ufffd")
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why a file cannot be read, in words (never its content)."""
+    if isinstance(exc, gzip.BadGzipFile):  # no gzip header, or a checksum or length that does not match
+        return ("is not a gzip file, though its name ends in .gz" if str(exc).startswith("Not a gzipped file")
+                else "gzip data is corrupt (its checksum or length does not match)")
+    if isinstance(exc, EOFError):
+        return "gzip data ends early (the file is truncated)"
+    if isinstance(exc, zlib.error):
+        return "gzip data is corrupt (it does not decompress)"
+    if isinstance(exc, FileNotFoundError):
+        return "no longer exists (removed while the import ran)"
+    if isinstance(exc, PermissionError):
+        return "cannot be read: permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return f"cannot be read: {exc.strerror or type(exc).__name__}" if isinstance(exc, OSError) else \
+        f"cannot be read: {type(exc).__name__}"
 
 
 def raw_segments(scanned: Scanned, spans: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
@@ -303,8 +330,8 @@ def raw_segments(scanned: Scanned, spans: set[tuple[int, int]]) -> dict[tuple[in
     wanted = sorted(spans)
     if not wanted:
         return out
-    encoding = "latin-1" if scanned.latin1 else "utf-8"
     i, base, buffer = 0, 0, b""
+    sep = scanned.header.sep.encode("latin-1")
     with open_source(scanned.path) as f:
         while i < len(wanted):
             block = f.read(CHUNK_BYTES)
@@ -313,7 +340,7 @@ def raw_segments(scanned: Scanned, spans: set[tuple[int, int]]) -> dict[tuple[in
             while i < len(wanted) and (wanted[i][1] <= base + len(buffer) or not block):
                 start, end = wanted[i]
                 text = buffer[max(start - base, 0):max(end - base, 0)]
-                out[wanted[i]] = text.replace(b"\r", b"").replace(b"\n", b"").decode(encoding, "replace")
+                out[wanted[i]] = decode_elements(text.replace(b"\r", b"").replace(b"\n", b""), sep)
                 i += 1
             if not block:
                 break

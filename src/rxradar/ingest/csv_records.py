@@ -12,6 +12,7 @@ from typing import BinaryIO, NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rxradar.durable import open_content
 from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, UnreadableFile, rejects_table
 from rxradar.privacy import mask_ssn_shaped
 from rxradar.schema import Table, conform
@@ -248,7 +249,7 @@ def record_problem(fields: list[str] | str, width: int) -> str | None:
 
 def open_csv(path: Path, source_file: str, limits: RecordLimits = DEFAULT_LIMITS) -> tuple[BinaryIO, CsvRecords, list[str]]:
     """The open file, its records positioned after the header, and the header's fields."""
-    f = open(path, "rb")
+    f = open_content(path)
     records = CsvRecords(f, limits)
     first = next(iter(records), None)
     if first is None or isinstance(first[1], str):

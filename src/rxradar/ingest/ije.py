@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from rxradar.durable import open_content
 from rxradar.icd10 import normalize_icd10
 from rxradar.ingest.deaths import (
     DeathsCollector,
@@ -101,7 +102,7 @@ def read_deaths_ije(path: Path, source_file: str, pseudonymiser: Pseudonymiser) 
     a valid date of death, are rejected; other problems are warnings on kept records.
     """
     collector = DeathsCollector(source_file, "ije")
-    with open(path, "rb") as f:
+    with open_content(path) as f:
         for line, record in _records(f):
             issues = RecordIssues()
             raw = _raw(record)

@@ -7,9 +7,11 @@ and committing tables and rejects atomically through :class:`rxradar.workspace.W
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from collections import Counter
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from rxradar.engine import Engine
-from rxradar.ingest import asap
+from rxradar.durable import file_digests, open_content
+from rxradar.ingest import asap, asap_scan
 from rxradar.ingest.csv_records import RecordLimits
 from rxradar.ingest.deaths import read_deaths_csv
 from rxradar.ingest.ije import MIN_RECORD_LENGTH, read_deaths_ije
@@ -85,7 +88,10 @@ def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: 
                 progress: Progress | None) -> FileOutcome:
     """A registry or death-record file: read whole (they are small), committed on its own. A file
     that cannot be read, or none of whose records can, fails: nothing of it is kept."""
-    sha = file_sha256(path)
+    try:
+        sha = file_sha256(path)
+    except (OSError, EOFError, zlib.error) as exc:
+        return _fail_unreadable(ws, kind, path, asap_scan.unreadable_reason(exc))
     prior = ws.prior_ingest(kind, sha)
     if prior is not None:
         if progress:
@@ -142,7 +148,7 @@ def _read_other(kind: str, path: Path, pseudonymiser: Pseudonymiser, limits: Rec
 def _looks_like_csv(path: Path) -> bool:
     """A deaths CSV names death_id in its header; anything else is read as IJE, whose records are
     then rejected one by one (so a file that is neither fails saying it is neither)."""
-    with open(path, "rb") as f:
+    with open_content(path) as f:
         first = f.readline(MIN_RECORD_LENGTH)
     return b"death_id" in first.lower() and b"," in first
 
@@ -172,28 +178,36 @@ def _load_parsed(tx: IngestTransaction, parsed: Parsed) -> None:
 def _ingest_asap(ws: Workspace, engine: Engine, files: list[Path], settings: Settings,
                  progress: Progress | None) -> list[FileOutcome]:
     """ASAP files in batches: many small weekly submissions share one pass of the engine, and are
-    committed together (each keeps its own manifest entry, rejects and counts)."""
+    committed together (each keeps its own manifest entry, rejects and counts).
+
+    A file is known by the hash of its content, decompressed, so a gzipped copy of a file already
+    ingested is not ingested again (and a workspace that knew it by its compressed bytes still
+    does). A file that cannot be read at all fails alone, with its reason; the rest go on."""
     outcomes: dict[Path, FileOutcome] = {}
-    pending: list[tuple[Path, str]] = []
+    pending: list[tuple[Path, str, int]] = []
     later: list[Path] = []
     in_this_run: set[str] = set()
     for path in files:
-        sha = file_sha256(path)
-        prior = ws.prior_ingest("asap", sha)
+        try:
+            digests = file_digests(path)
+        except (OSError, EOFError, zlib.error) as exc:
+            outcomes[path] = _fail_unreadable(ws, "asap", path, asap_scan.unreadable_reason(exc))
+            continue
+        prior = ws.prior_ingest("asap", digests.content) or ws.prior_ingest("asap", digests.stored)
         if prior is not None:
             outcomes[path] = FileOutcome(path, "already-ingested", prior.ingest_id,
                                          message=f"same content as #{prior.ingest_id} {prior.source_name}",
                                          same_as=prior.source_name)
-            _advance(progress, path)
-        elif sha in in_this_run:
+            _advance_by(progress, digests.bytes)
+        elif digests.content in in_this_run:
             later.append(path)  # the same content under another name: known once its twin commits
         else:
-            in_this_run.add(sha)
-            pending.append((path, sha))
+            in_this_run.add(digests.content)
+            pending.append((path, digests.content, digests.bytes))
     for batch in _batches(pending, settings.asap_batch_bytes):
-        for outcome in _ingest_batch(ws, engine, batch, settings):
+        for outcome in _ingest_batch(ws, engine, [(path, sha) for path, sha, _ in batch], settings):
             outcomes[outcome.path] = outcome
-            _advance(progress, outcome.path)
+        _advance_by(progress, sum(size for _, _, size in batch))
     if later:
         for outcome in _ingest_asap(ws, engine, later, settings, progress):
             outcomes[outcome.path] = outcome
@@ -205,11 +219,18 @@ def _advance(progress: Progress | None, path: Path) -> None:
         progress("bytes", path.stat().st_size)
 
 
-def _batches(group: list[tuple[Path, str]], limit: int) -> list[list[tuple[Path, str]]]:
-    batches: list[list[tuple[Path, str]]] = [[]]
+def _advance_by(progress: Progress | None, size: int) -> None:
+    if progress:
+        progress("bytes", size)
+
+
+def _batches(group: list[tuple[Path, str, int]], limit: int) -> list[list[tuple[Path, str, int]]]:
+    """Files (path, hash, bytes) in batches of up to ``limit`` bytes; sizes are those taken when
+    the file was hashed, so a file gone since fails in its batch, not here."""
+    batches: list[list[tuple[Path, str, int]]] = [[]]
     size = 0
     for item in group:
-        n = item[0].stat().st_size
+        n = item[2]
         if batches[-1] and size + n > limit:
             batches.append([])
             size = 0
@@ -220,7 +241,20 @@ def _batches(group: list[tuple[Path, str]], limit: int) -> list[list[tuple[Path,
 
 def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
                   settings: Settings) -> list[FileOutcome]:
+    """One transaction for a batch of files. A file that cannot be read, or of which nothing fits,
+    fails alone; should anything else stop the batch, its files are marked failed before the
+    error goes on, so no manifest entry is left "running"."""
     tx = ws.begin_batch("asap", batch)
+    try:
+        return _load_batch(ws, engine, tx, batch, settings)
+    except BaseException as exc:
+        if any(m["status"] == "running" for m in ws.manifest() if m["ingest_id"] in tx.members):
+            tx.abort(f"the import stopped on an internal error ({type(exc).__name__}); nothing of this file is kept")
+        raise
+
+
+def _load_batch(ws: Workspace, engine: Engine, tx: IngestTransaction, batch: list[tuple[Path, str]],
+                settings: Settings) -> list[FileOutcome]:
     members = list(tx.members.values())
     paths = {m.ingest_id: path for (path, _), m in zip(batch, members)}
     outcomes: list[FileOutcome] = []
@@ -232,28 +266,40 @@ def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
                 scanned.append((segments.add(paths[member.ingest_id], member.source_name, file_no), member))
             except asap.AsapFormatError as exc:
                 tx.fail_member(member.ingest_id, exc.reason, exc.field)
-                outcomes.append(FileOutcome(paths[member.ingest_id], "failed", member.ingest_id, message=str(exc)))
+                outcomes.append(_failed(paths[member.ingest_id], member.ingest_id, str(exc)))
         if not scanned:
             return outcomes
         try:
-            summaries = asap.load(engine, segments, scanned, tx, ws.key, settings.max_days_supply)
+            summaries = asap.load(engine, segments, scanned, tx, ws.key, settings)
         except asap.AsapFormatError as exc:
             if len(scanned) == 1:
                 tx.abort(exc.reason, exc.field)
-                return outcomes + [FileOutcome(paths[scanned[0][1].ingest_id], "failed", scanned[0][1].ingest_id,
-                                               message=str(exc))]
+                return outcomes + [_failed(paths[scanned[0][1].ingest_id], scanned[0][1].ingest_id, str(exc))]
             # One file spoils the batch for the engine: find it by taking the files one at a time.
             tx.forget()
             segments.close()
             sha = dict(batch)
             retry = [paths[m.ingest_id] for _, m in scanned]
             return outcomes + [o for path in retry for o in _ingest_batch(ws, engine, [(path, sha[path])], settings)]
-        for s, m in scanned:
+        for s, m in list(scanned):
             summary = summaries[m.ingest_id]
+            if summary.failure:
+                tx.fail_member(m.ingest_id, summary.failure)
+                outcomes.append(_failed(paths[m.ingest_id], m.ingest_id, f"{m.source_name}: {summary.failure}"))
+                scanned.remove((s, m))
+                continue
             m.detail = f"ASAP {summary.header.version}" + (
                 "; zero report" if summary.zero_reports and summary.records == 0 else
-                f"; {summary.zero_reports} zero-report records" if summary.zero_reports else "")
-        tx.commit()
+                f"; {summary.zero_reports} zero-report records" if summary.zero_reports else "") + (
+                f"; {summary.orphaned_corrections} revise/void record(s) without their original, kept pending it"
+                if summary.orphaned_corrections else "")
+            if summary.orphaned_corrections:
+                log.warning("%s: %d revise/void record(s) correct a fill not in the workspace; kept pending its "
+                            "original", m.source_name, summary.orphaned_corrections)
+        if tx.members:
+            tx.commit()
+        else:
+            tx.forget()
     finally:
         segments.close()
     for s, m in scanned:
@@ -261,3 +307,22 @@ def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
         outcomes.append(FileOutcome(paths[m.ingest_id], "ingested", m.ingest_id, m.records_read, dict(m.rows),
                                     len(m.rejected_records), m.warnings, m.detail or ""))
     return outcomes
+
+
+def _fail_unreadable(ws: Workspace, kind: str, path: Path, reason: str) -> FileOutcome:
+    """A file whose content cannot be read (a .gz that is not gzip, or is corrupt or cut short):
+    failed in the manifest under the hash of its bytes, so ``rxradar rejects`` shows why. A file
+    that cannot be opened at all (gone, or not readable) has no entry; the outcome says why."""
+    try:
+        with open(path, "rb") as f:
+            sha = hashlib.file_digest(f, "sha256").hexdigest()
+        tx = ws.begin(kind, path, sha)
+    except OSError:
+        return _failed(path, None, f"{path.name}: {reason}")
+    tx.abort(reason)
+    return _failed(path, tx.ingest_id, f"{path.name}: {reason}")
+
+
+def _failed(path: Path, ingest_id: int | None, message: str) -> FileOutcome:
+    log.warning("%s", message)
+    return FileOutcome(path, "failed", ingest_id, message=message)

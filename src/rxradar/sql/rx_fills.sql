@@ -12,3 +12,7 @@ FROM dispensations AS d
 JOIN identity_persons AS ip USING (identity_id)
 WHERE d.drug_class IN ('opioid', 'benzodiazepine') AND d.days_supply > 0
   AND d.fill_date BETWEEN getvariable('lookback_start') AND getvariable('period_end')
+  -- MME is DECIMAL(18, 6), under 10^12: a fill past 10^10 MME in all (never plausible, yet
+  -- possibly stored before ingest bounded quantities) would overflow the products and sums made
+  -- of it (rx_segments.sql, rx_prescriber_patients.sql) and stop the analysis for everyone.
+  AND (d.mme_per_day IS NULL OR d.mme_per_day * d.days_supply < 1e10)
