@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-all bench lock clean
+.PHONY: install demo test test-slow test-all bench lock clean
 
 # rxradar's C modules need a C compiler and Python's headers: Debian packages, installed here
 # (apt-get) when missing.
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Long-running suites (large files, kill -9 at scale): .ci/run runs them after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''

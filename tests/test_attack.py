@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from asap_builders import DEA_PRESCRIBER, NPI_PHARMACY, NPI_PRESCRIBER, OXYCODONE_10MG, wrap
 from rxradar import cli
 from rxradar.analytics import store
-from rxradar.settings import describe
 
 SSN = "219099999"  # an SSN SSA could issue (area 219), used only as a planted identifier
 SURNAME, GIVEN, STREET = "QUILLFEATHER", "ZEPHYRINE", "77 OBSCURA LANE"
@@ -109,14 +108,7 @@ def rxradar(*args: str | Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-@pytest.fixture(autouse=True)
-def hermetic(monkeypatch):
-    for name, _, _ in describe():
-        monkeypatch.delenv(f"RXRADAR_{name.upper()}", raising=False)
-    monkeypatch.setattr(cli.console, "_width", 240)
-    monkeypatch.setattr(cli.err, "_width", 240)
-    yield
-    logging.getLogger("rxradar").setLevel(logging.NOTSET)
+pytestmark = pytest.mark.usefixtures("hermetic_cli")
 
 
 def test_the_attack_ends_in_kept_records_and_named_rejects_and_leaks_nothing(tmp_path, caplog):

@@ -74,15 +74,7 @@ def write_state_asap(path: Path) -> Path:
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def wide_hermetic_console():
-    """Rich tables wrap at 80 columns off a terminal; RXRADAR_* variables must not leak in."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name, _, _ in describe():
-            mp.delenv(f"RXRADAR_{name.upper()}", raising=False)
-        mp.setattr(cli.console, "_width", 240)
-        mp.setattr(cli.err, "_width", 240)
-        yield
+pytestmark = pytest.mark.usefixtures("hermetic_cli")
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ from rxradar.catalog import open_engine, table_counts
 from rxradar.ingest.asap_writer import AsapDispensation, AsapFile, AsapPatient, AsapPharmacy, write_asap
 from rxradar.analytics import store
 from rxradar.retention import PATIENT_LEVEL_TABLES, cutoff_for
-from rxradar.settings import Settings, describe, load
+from rxradar.settings import Settings, load
 from rxradar.workspace import Workspace
 
 TESTS = Path(__file__).parent
@@ -92,12 +92,7 @@ def write_inputs(folder: Path) -> dict[str, Path]:
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def hermetic(monkeypatch):
-    for name, _, _ in describe():
-        monkeypatch.delenv(f"RXRADAR_{name.upper()}", raising=False)
-    monkeypatch.setattr(cli.console, "_width", 240)
-    monkeypatch.setattr(cli.err, "_width", 240)
+pytestmark = pytest.mark.usefixtures("hermetic_cli")
 
 
 def rxradar(*args: str | Path, env: dict[str, str] | None = None):

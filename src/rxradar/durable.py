@@ -93,7 +93,8 @@ def replacing(path: Path, *, private: bool = False) -> Iterator[Path]:
     tmp.replace(path)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a directory's entries (after a rename into it), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from rxradar.analytics import store
 from rxradar.catalog import open_engine
-from rxradar.durable import fsync_dir
+from rxradar.durable import fsync_path
 from rxradar.engine import Engine
 from rxradar.settings import Settings
 from rxradar.workspace import Workspace
@@ -232,7 +232,7 @@ def _write_kept(ws: Workspace, engine: Engine, files: list[DataFile], cutoff: da
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
         for folder in {(ws.root / p).parent for p in written.values()}:
-            fsync_dir(folder)
+            fsync_path(folder)
     except BaseException:
         for path in written.values():
             (ws.root / path).unlink(missing_ok=True)
@@ -278,7 +278,7 @@ def _delete_replaced(ws: Workspace, files: list[DataFile]) -> None:
     for f in files:
         (ws.root / f.path).unlink(missing_ok=True)
     for folder in {(ws.root / f.path).parent for f in files}:
-        fsync_dir(folder)
+        fsync_path(folder)
 
 
 def remove_analysis_tables(tables: list[Path]) -> None:
@@ -286,4 +286,4 @@ def remove_analysis_tables(tables: list[Path]) -> None:
     for path in tables:
         path.unlink(missing_ok=True)
     for folder in {p.parent for p in tables}:
-        fsync_dir(folder)
+        fsync_path(folder)

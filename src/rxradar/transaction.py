@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rxradar.durable import fsync_dir, now
+from rxradar.durable import fsync_path, now
 from rxradar.schema import REJECTS
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class IngestTransaction:
             finals.append((str(final.relative_to(self.ws.root)), table,
                            sum(m.rows.get(table, 0) for m in self.members.values())))
         for directory in {final.parent for _, _, final in staged}:
-            fsync_dir(directory)
+            fsync_path(directory)
         meta = self.ws.meta
         with self.ws.write_transaction():
             meta.executemany(

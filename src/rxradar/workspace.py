@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from rxradar.durable import file_sha256, fsync_dir, now
+from rxradar.durable import file_sha256, fsync_path, now
 from rxradar.schema import REJECTS, TABLES
 from rxradar.transaction import IngestTransaction, Member
 
@@ -125,7 +125,7 @@ class Workspace:
                 pass  # another process created it first; use theirs
             finally:
                 tmp.unlink()
-            fsync_dir(self.root)
+            fsync_path(self.root)
         if path.stat().st_mode & 0o077:
             raise PermissionError(f"{path} must be readable by its owner only (chmod 600)")
         key = path.read_bytes()

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from rxradar.durable import fsync_dir, replacing
+from rxradar.durable import fsync_path, replacing
 from rxradar.engine import Engine
 
 ANALYTICS_TABLES = ("persons", "identity_persons", "patient_indicators", "prescriber_metrics",
@@ -227,15 +227,15 @@ class NewRun:
         remove versions older than the one it replaces that no reader holds."""
         previous = current_run(self.root)
         for path in self.folder.iterdir():
-            _fsync_file(path)
-        fsync_dir(self.folder)
-        fsync_dir(runs_dir(self.root))
+            fsync_path(path)
+        fsync_path(self.folder)
+        fsync_path(runs_dir(self.root))
         _restrict_flat(self.root)
         pointer = analytics_dir(self.root) / POINTER
         with replacing(pointer, private=True) as tmp:
             tmp.write_text(self.run + "\n")
-            _fsync_file(tmp)
-        fsync_dir(analytics_dir(self.root))
+            fsync_path(tmp)
+        fsync_path(analytics_dir(self.root))
         remove_old_versions(self.root, keep={self.run, previous})
 
     def discard(self) -> None:
@@ -295,14 +295,6 @@ def _restrict_flat(root: Path) -> None:
     for path in (*(folder / f"{name}.parquet" for name in ANALYTICS_TABLES), folder / ABOUT):
         if path.exists():
             os.chmod(path, 0o600)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_json(path: Path, about: dict[str, Any], *, private: bool = False) -> Path:
