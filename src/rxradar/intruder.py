@@ -1,0 +1,247 @@
+"""What a reader can work out from a table published through :mod:`rxradar.disclosure`: the least
+and greatest value each withheld cell (or the rest of a whole) can take, given the shown cells,
+the published group totals, each part at most its whole, and the marks (a cell marked small is 1
+to threshold - 1; any other withheld cell is non-zero, so at least threshold). This is the
+intruder's linear programme of cell suppression (Hundepool et al. 2012, Statistical Disclosure
+Control, Wiley, ch. 4), made cheap enough for every county of the country:
+
+* Totals that are sums of other published totals are left out, as they tell a reader nothing
+  more: every grouping covers all the rows, so the grand total is the sum of the state totals.
+  The equations left fall apart into independent components (cells of one column sharing a
+  group total, joined across columns only where a part and its whole are both withheld: a
+  shown whole bounds its part and links nothing). Each component is solved on its own, with
+  sparse matrices, and a component that has not changed since a range was found is not solved
+  again.
+* Before any linear programme, a sufficient test: the true table is one the reader must allow;
+  move one cell from its true value while the other withheld cells of exactly the same totals
+  make up for it, each within what its own marks and parts allow with everything else at its
+  true value. Every table so reached is consistent with what is published, so the range of
+  values reached is part of the reader's range; when it is already wide enough, no programme is
+  needed. Only cells that fail it are solved for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import coo_array, csr_array
+from scipy.sparse.csgraph import connected_components
+
+if TYPE_CHECKING:
+    from rxradar.disclosure import Count, Target
+
+
+class Totals:
+    """The published group totals a reader's equations need, smallest group first, and for each
+    row the positions of the groups it is in (smallest first). A group repeated in several
+    groupings is kept once; a group that is the union of two or more smaller groups of another
+    grouping is left out (its total is theirs added up). ``members``: for each grouping, the
+    rows of each of its groups; every grouping covers every row."""
+
+    def __init__(self, members: Sequence[list[list[int]]], n_rows: int):
+        where = []
+        for grouping in members:
+            at = np.empty(n_rows, dtype=np.int64)
+            for g, idx in enumerate(grouping):
+                at[idx] = g
+            where.append(at)
+        kept, seen = [], set()
+        for a, grouping in enumerate(members):
+            for idx in grouping:
+                key = frozenset(idx)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if not any(b != a and _union_of_smaller(idx, members[b], where[b]) for b in range(len(members))):
+                    kept.append(idx)
+        self.groups: list[list[int]] = sorted(kept, key=len)
+        self.of_row: list[list[int]] = [[] for _ in range(n_rows)]
+        for g, idx in enumerate(self.groups):
+            for i in idx:
+                self.of_row[i].append(g)
+
+
+def _union_of_smaller(idx: list[int], grouping: list[list[int]], at: np.ndarray) -> bool:
+    parts = np.unique(at[idx])
+    return len(parts) > 1 and sum(len(grouping[g]) for g in parts) == len(idx)
+
+
+class Reader:
+    """The cells withheld so far as a reader's variables (position ``k`` in ``cells``), with
+    their bounds, the equations of the published totals, the part <= whole links between
+    withheld cells, and the independent components these make. Built again for each round of
+    withholding."""
+
+    def __init__(self, rows: Sequence[dict], counts: Sequence[Count], withheld: list[set], small: list[set],
+                 threshold: int, totals: Totals):
+        self.rows, self.threshold = rows, threshold
+        self.cells = [(i, c.column) for i, gone in enumerate(withheld) if gone for c in counts if c.column in gone]
+        self.index = {cell: k for k, cell in enumerate(self.cells)}
+        n = len(self.cells)
+        self.value = np.fromiter((rows[i][col] for i, col in self.cells), float, n)
+        marked = [col in small[i] for i, col in self.cells]
+        self.low = np.array([1 if m else threshold for m in marked], dtype=float)
+        self.high = np.array([threshold - 1 if m else np.inf for m in marked], dtype=float)
+        self.links: list[tuple[int, int]] = []  # (part, whole), both withheld
+        parts = [c for c in counts if c.part_of]
+        for i, gone in enumerate(withheld):
+            if not gone:
+                continue
+            for c in parts:
+                part, whole = self.index.get((i, c.column)), self.index.get((i, c.part_of))
+                if part is not None and whole is not None:
+                    self.links.append((part, whole))
+                elif part is not None:
+                    self.high[part] = min(self.high[part], rows[i][c.part_of])
+                elif whole is not None:
+                    self.low[whole] = max(self.low[whole], rows[i][c.column])
+        equations: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for k, (i, col) in enumerate(self.cells):
+            for g in totals.of_row[i]:
+                equations[(g, col)].append(k)
+        self.totals, self.counts = totals, counts
+        self.equation_of = dict(equations)
+        self.equations = list(equations.values())
+        self.component = self._components(n)
+        self.of_component: dict[int, list[int]] = defaultdict(list)
+        for k, label in enumerate(self.component):
+            self.of_component[label].append(k)
+        self._alone_room()
+        self._systems: dict[int, tuple] = {}
+        self._keys: dict[int, frozenset] = {}
+
+    def _components(self, n: int) -> np.ndarray:
+        heads, tails = [], []
+        for members in self.equations:
+            heads += members[:-1]
+            tails += members[1:]
+        for part, whole in self.links:
+            heads.append(part)
+            tails.append(whole)
+        graph = coo_array((np.ones(len(heads)), (heads, tails)), shape=(n, n))
+        return connected_components(graph, directed=False)[1]
+
+    def component_of(self, target: Target) -> int:
+        return self.component[self.index[target[:2]]]
+
+    def near(self, i: int, column: str) -> set[int]:
+        """The components whose ranges withholding cell (``i``, ``column``) could widen: those of
+        the withheld cells sharing a total or a row with it."""
+        ks = [k for g in self.totals.of_row[i] for k in self.equation_of.get((g, column), ())]
+        ks += [k for c in self.counts if (k := self.index.get((i, c.column))) is not None]
+        return {self.component[k] for k in ks}
+
+    def _alone_room(self) -> None:
+        """How far each cell can move with everything else at its true value, and how much the
+        cells of each set of totals can give or take together."""
+        self.fixed_low, self.fixed_high = self.low.copy(), self.high.copy()
+        for part, whole in self.links:
+            self.fixed_high[part] = min(self.fixed_high[part], self.value[whole])
+            self.fixed_low[whole] = max(self.fixed_low[whole], self.value[part])
+        signature: list[list[int]] = [[] for _ in self.cells]
+        for e, members in enumerate(self.equations):
+            for k in members:
+                signature[k].append(e)
+        self.signature = [tuple(s) for s in signature]
+        self.room: dict[tuple, list] = defaultdict(lambda: [0.0, 0.0, 0])  # down, finite up, unbounded ups
+        for k, sig in enumerate(self.signature):
+            room = self.room[sig]
+            room[0] += self.value[k] - self.fixed_low[k]
+            if np.isinf(self.fixed_high[k]):
+                room[2] += 1
+            else:
+                room[1] += self.fixed_high[k] - self.value[k]
+
+    def moves(self, k: int) -> tuple[float, float]:
+        """The least and greatest change to cell ``k`` that the cells sharing exactly its totals
+        can make up for, each within its own bounds, everything else at its true value."""
+        down, up = self.value[k] - self.fixed_low[k], self.fixed_high[k] - self.value[k]
+        sig = self.signature[k]
+        if not sig:
+            return -down, up
+        all_down, finite_up, unbounded = self.room[sig]
+        others_up = np.inf if unbounded - np.isinf(up) > 0 else finite_up - (0 if np.isinf(up) else up)
+        return -min(down, others_up), min(up, all_down - down)
+
+    def alone(self, target: Target) -> float:
+        """The width of a range of values of ``target`` reached by moving one cell (the target's, or
+        the whole of a rest when withheld): part of the reader's range."""
+        i, column, whole = target
+        low, high = self.moves(self.index[(i, column)])
+        width = high - low
+        if whole is not None and (i, whole) in self.index:
+            low, high = self.moves(self.index[(i, whole)])
+            width = max(width, high - low)
+        return width
+
+    def protects(self, target: Target, known: dict) -> bool:
+        """Whether the reader's range of ``target`` is at least as wide as the small-cell range
+        (threshold - 2 between its ends); ``known`` keeps answers by target and component, which
+        hold while the component's cells stay the same."""
+        if self.alone(target) >= self.threshold - 2:
+            return True
+        component = self.component_of(target)
+        if component not in self._keys:
+            self._keys[component] = frozenset(self.cells[k] for k in self.of_component[component])
+        key = (target, self._keys[component])
+        if key not in known:
+            low, high = self.solve(target)
+            known[key] = high - low >= self.threshold - 2
+        return known[key]
+
+    def _system(self, component: int) -> tuple:
+        if not self._systems:  # the first solve of the round: each component's equations and links
+            self._equations_of = defaultdict(list)
+            for m in self.equations:
+                self._equations_of[self.component[m[0]]].append(m)
+            self._links_of = defaultdict(list)
+            for p, w in self.links:
+                self._links_of[self.component[p]].append((p, w))
+        if component not in self._systems:
+            ks = self.of_component[component]
+            local = {k: j for j, k in enumerate(ks)}
+            eq = self._equations_of[component]
+            a_eq = b_eq = a_ub = b_ub = None
+            if eq:
+                r = [e for e, m in enumerate(eq) for _ in m]
+                a_eq = csr_array((np.ones(len(r)), (r, [local[k] for m in eq for k in m])), shape=(len(eq), len(ks)))
+                b_eq = np.array([self.value[m].sum() for m in eq])
+            ub = [(local[p], local[w]) for p, w in self._links_of[component]]
+            if ub:  # part - whole <= 0
+                r = np.repeat(np.arange(len(ub)), 2)
+                a_ub = csr_array((np.tile([1.0, -1.0], len(ub)), (r, np.ravel(ub))), shape=(len(ub), len(ks)))
+                b_ub = np.zeros(len(ub))
+            bounds = np.column_stack([self.low[ks], self.high[ks]])
+            self._systems[component] = (local, a_eq, b_eq, a_ub, b_ub, bounds)
+        return self._systems[component]
+
+    def solve(self, target: Target) -> tuple[float, float]:
+        """The least and greatest value of ``target`` (a cell, or whole - part) by linear
+        programming (HiGHS) over its component."""
+        i, column, whole = target
+        k = self.index[(i, column)]
+        local, a_eq, b_eq, a_ub, b_ub, bounds = self._system(self.component[k])
+        objective = np.zeros(len(local))
+        constant = 0.0
+        if whole is None:
+            objective[local[k]] = 1
+        else:  # the rest: whole - part
+            objective[local[k]] -= 1
+            if (i, whole) in self.index:
+                objective[local[self.index[(i, whole)]]] += 1
+            else:
+                constant = self.rows[i][whole]
+        ends = []
+        for sign in (1, -1):
+            res = linprog(sign * objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            if res.status == 3:  # unbounded: nothing published limits it
+                ends.append(float("inf") * -sign)
+            elif res.status == 0:
+                ends.append(constant + sign * res.fun)
+            else:  # the true table is always a solution, so this is the solver's failure
+                raise RuntimeError(f"disclosure check failed: {res.message}")
+        return ends[0], ends[1]
