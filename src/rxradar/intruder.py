@@ -17,7 +17,10 @@ Control, Wiley, ch. 4), made cheap enough for every county of the country:
   make up for it, each within what its own marks and parts allow with everything else at its
   true value. Every table so reached is consistent with what is published, so the range of
   values reached is part of the reader's range; when it is already wide enough, no programme is
-  needed. Only cells that fail it are solved for.
+  needed. Only cells that fail it are solved for, and then only as far as the tables already
+  reached (the true one, each programme's solution, and, once a component has a second cell to
+  solve for, its small cells all as low and all as high as they can be together) and the
+  variables' bounds leave the answer open.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class Reader:
         n = len(self.cells)
         self.value = np.fromiter((rows[i][col] for i, col in self.cells), float, n)
         marked = [col in small[i] for i, col in self.cells]
+        self.marked = np.array(marked, dtype=bool)
         self.low = np.array([1 if m else threshold for m in marked], dtype=float)
         self.high = np.array([threshold - 1 if m else np.inf for m in marked], dtype=float)
         self.links: list[tuple[int, int]] = []  # (part, whole), both withheld
@@ -112,6 +116,8 @@ class Reader:
             self.of_component[label].append(k)
         self._alone_room()
         self._systems: dict[int, tuple] = {}
+        self._points: dict[int, list[np.ndarray]] = {}  # tables the reader must allow, by component
+        self._extreme: set[int] = set()  # components whose _extremes are among them
         self._keys: dict[int, frozenset] = {}
 
     def _components(self, n: int) -> np.ndarray:
@@ -189,9 +195,83 @@ class Reader:
             self._keys[component] = frozenset(self.cells[k] for k in self.of_component[component])
         key = (target, self._keys[component])
         if key not in known:
-            low, high = self.solve(target)
-            known[key] = high - low >= self.threshold - 2
+            known[key] = self._wide_enough(target)
         return known[key]
+
+    def _wide_enough(self, target: Target) -> bool:
+        """As :meth:`solve`, solving only what the tables already reached in this component (the
+        true one, and each programme's solution) and the variables' bounds leave open."""
+        need = self.threshold - 2
+        component = self.component_of(target)
+        objective, constant = self._objective(target)
+        if component not in self._points:
+            self._points[component] = [self.value[self.of_component[component]]]
+        elif len(self._points[component]) > 1 and component not in self._extreme:
+            self._extreme.add(component)  # a second cell to solve for here: likely many more
+            self._points[component] += self._extremes(component)
+        points = self._points[component]
+        seen = [constant + objective @ p for p in points]
+        low, high = min(seen), max(seen)
+        if high - low >= need:
+            return True
+        ceiling = constant + objective @ np.where(objective > 0, self.high[self.of_component[component]],
+                                                   self.low[self.of_component[component]])
+        for sign in (1, -1):
+            end, point = self._optimum(target, objective, constant, sign)
+            if point is not None:
+                points.append(point)
+            if sign == 1:
+                low = end
+                if ceiling - low < need:  # not even the bounds reach far enough
+                    return False
+            else:
+                high = end
+            if high - low >= need:
+                return True
+        return False
+
+    def _extremes(self, component: int) -> list[np.ndarray]:
+        """Two tables the reader must allow, with the component's small cells all as low, then
+        all as high, as they can be together: one programme each, which often shows many of
+        their ranges at once."""
+        marked = self.marked[self.of_component[component]].astype(float)
+        out: list[np.ndarray] = []
+        if not marked.any():
+            return out
+        for sign in (1, -1):
+            _, a_eq, b_eq, a_ub, b_ub, bounds = self._system(component)
+            res = linprog(sign * marked, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            if res.status == 0:
+                out.append(res.x)
+        return out
+
+    def _objective(self, target: Target) -> tuple[np.ndarray, float]:
+        """The target as a linear function of its component's variables: coefficients, constant."""
+        i, column, whole = target
+        k = self.index[(i, column)]
+        local = self._system(self.component[k])[0]
+        objective = np.zeros(len(local))
+        constant = 0.0
+        if whole is None:
+            objective[local[k]] = 1
+        else:  # the rest: whole - part
+            objective[local[k]] -= 1
+            if (i, whole) in self.index:
+                objective[local[self.index[(i, whole)]]] += 1
+            else:
+                constant = self.rows[i][whole]
+        return objective, constant
+
+    def _optimum(self, target: Target, objective: np.ndarray, constant: float,
+                 sign: int) -> tuple[float, np.ndarray | None]:
+        """The least (sign 1) or greatest (sign -1) value of the target, and a table reaching it."""
+        _, a_eq, b_eq, a_ub, b_ub, bounds = self._system(self.component_of(target))
+        res = linprog(sign * objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        if res.status == 3:  # unbounded: nothing published limits it
+            return float("inf") * -sign, None
+        if res.status != 0:  # the true table is always a solution, so this is the solver's failure
+            raise RuntimeError(f"disclosure check failed: {res.message}")
+        return constant + sign * res.fun, res.x
 
     def _system(self, component: int) -> tuple:
         if not self._systems:  # the first solve of the round: each component's equations and links
@@ -222,26 +302,5 @@ class Reader:
     def solve(self, target: Target) -> tuple[float, float]:
         """The least and greatest value of ``target`` (a cell, or whole - part) by linear
         programming (HiGHS) over its component."""
-        i, column, whole = target
-        k = self.index[(i, column)]
-        local, a_eq, b_eq, a_ub, b_ub, bounds = self._system(self.component[k])
-        objective = np.zeros(len(local))
-        constant = 0.0
-        if whole is None:
-            objective[local[k]] = 1
-        else:  # the rest: whole - part
-            objective[local[k]] -= 1
-            if (i, whole) in self.index:
-                objective[local[self.index[(i, whole)]]] += 1
-            else:
-                constant = self.rows[i][whole]
-        ends = []
-        for sign in (1, -1):
-            res = linprog(sign * objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
-            if res.status == 3:  # unbounded: nothing published limits it
-                ends.append(float("inf") * -sign)
-            elif res.status == 0:
-                ends.append(constant + sign * res.fun)
-            else:  # the true table is always a solution, so this is the solver's failure
-                raise RuntimeError(f"disclosure check failed: {res.message}")
-        return ends[0], ends[1]
+        objective, constant = self._objective(target)
+        return self._optimum(target, objective, constant, 1)[0], self._optimum(target, objective, constant, -1)[0]
