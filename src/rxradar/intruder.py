@@ -145,7 +145,11 @@ class Reader:
         """How far each cell can move with everything else at its true value, and how much the
         cells of each set of totals can give or take together."""
         self.fixed_low, self.fixed_high = self.low.copy(), self.high.copy()
+        self.wholes: list[list[int]] = [[] for _ in self.cells]
+        self.parts: list[list[int]] = [[] for _ in self.cells]
         for part, whole in self.links:
+            self.wholes[part].append(whole)
+            self.parts[whole].append(part)
             self.fixed_high[part] = min(self.fixed_high[part], self.value[whole])
             self.fixed_low[whole] = max(self.fixed_low[whole], self.value[part])
         signature: list[list[int]] = [[] for _ in self.cells]
@@ -162,22 +166,40 @@ class Reader:
             else:
                 room[1] += self.fixed_high[k] - self.value[k]
 
-    def moves(self, k: int) -> tuple[float, float]:
-        """The least and greatest change to cell ``k`` that the cells sharing exactly its totals
-        can make up for, each within its own bounds, everything else at its true value."""
-        down, up = self.value[k] - self.fixed_low[k], self.fixed_high[k] - self.value[k]
+    def _partners(self, k: int) -> tuple[float, float]:
+        """How much the cells sharing exactly the totals of cell ``k`` can give up and take on
+        together, each within its own bounds, everything else at its true value."""
         sig = self.signature[k]
-        if not sig:
-            return -down, up
+        if not sig:  # no published total holds it: nothing to make up
+            return np.inf, np.inf
         all_down, finite_up, unbounded = self.room[sig]
-        others_up = np.inf if unbounded - np.isinf(up) > 0 else finite_up - (0 if np.isinf(up) else up)
-        return -min(down, others_up), min(up, all_down - down)
+        down, up = self.value[k] - self.fixed_low[k], self.fixed_high[k] - self.value[k]
+        take = np.inf if unbounded - np.isinf(up) > 0 else finite_up - (0 if np.isinf(up) else up)
+        return all_down - down, take
+
+    def moves(self, k: int, follow: bool = False) -> tuple[float, float]:
+        """The least and greatest change to cell ``k`` that the cells sharing exactly its totals
+        can make up for, everything else at its true value. With ``follow``, its withheld
+        whole rises with it, and its withheld parts fall with it, as far as they must and the
+        cells sharing their own totals can make up for (a whole rising, or a part falling, only
+        loosens the other constraints on it)."""
+        value = self.value
+        give, take = self._partners(k)
+        if not follow:
+            return -min(value[k] - self.fixed_low[k], take), min(self.fixed_high[k] - value[k], give)
+        up, down = min(self.high[k] - value[k], give), min(value[k] - self.low[k], take)
+        for w in self.wholes[k]:
+            up = min(up, value[w] - value[k] + min(self.fixed_high[w] - value[w], self._partners(w)[0]))
+        for p in self.parts[k]:
+            down = min(down, value[k] - value[p] + min(value[p] - self.fixed_low[p], self._partners(p)[1]))
+        return -down, up
 
     def alone(self, target: Target) -> float:
-        """The width of a range of values of ``target`` reached by moving one cell (the target's, or
-        the whole of a rest when withheld): part of the reader's range."""
+        """The width of a range of values of ``target`` reached by moving one cell (the target's,
+        with its withheld whole or parts where they must follow; for a rest, the part or the
+        whole alone): part of the reader's range."""
         i, column, whole = target
-        low, high = self.moves(self.index[(i, column)])
+        low, high = self.moves(self.index[(i, column)], follow=whole is None)
         width = high - low
         if whole is not None and (i, whole) in self.index:
             low, high = self.moves(self.index[(i, whole)])
