@@ -8,7 +8,9 @@ baseline:
 Tables: the counties of West Virginia (55), of West Virginia, Ohio, Kentucky and Pennsylvania
 (330), and every county shipped (3,220: the states, DC and the territories), each with ten counts
 of people drawn (seeded) from the county's 2019 population: patients (2%), patients at risk (10%
-of them) and eight flags (30% of those at risk each), all parts of patients.
+of them) and eight flags (30% of those at risk each), all parts of patients. A last table
+("all, few") draws patients as 0.05% of the population, as a workspace of a few months or a
+narrow indicator would: many small counties, small patient counts with small parts.
 
 For each table, in one run:
 
@@ -43,7 +45,8 @@ from rxradar.reference.counties import counties
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_REV = "c8b8c0b"  # suppression made safe, before this work
-TABLES = {"WV": ("WV",), "WV+OH+KY+PA": ("WV", "OH", "KY", "PA"), "all counties": None}
+TABLES = {"WV": (("WV",), 0.02), "WV+OH+KY+PA": (("WV", "OH", "KY", "PA"), 0.02), "all counties": (None, 0.02),
+          "all, few": (None, 0.0005)}
 FLAGS = [f"patients_f{k}" for k in range(8)]
 COUNTS = [Count("patients", rate="patients_per_1000"),
           Count("patients_at_risk", rate="at_risk_per_1000", part_of="patients"),
@@ -51,14 +54,14 @@ COUNTS = [Count("patients", rate="patients_per_1000"),
 GROUPS = ("state", None)
 
 
-def table(states: tuple[str, ...] | None, seed: int = 1) -> list[dict]:
+def table(states: tuple[str, ...] | None, share: float, seed: int = 1) -> list[dict]:
     rng = np.random.default_rng(seed)
     rows = []
     for c in counties().to_pylist():
         if states and c["state"] not in states:
             continue
         pop = c["pop2019"] or 1000
-        patients = int(rng.poisson(pop * 0.02))
+        patients = int(rng.poisson(pop * share))
         at_risk = int(rng.binomial(patients, 0.1))
         rows.append({"county_fips": c["fips"], "state": c["state"], "patients": patients,
                      "patients_at_risk": at_risk, **{f: int(rng.binomial(at_risk, 0.3)) for f in FLAGS},
@@ -137,8 +140,8 @@ def main() -> None:
           "same: the baseline published the same table")
     print(f"{'table':<14}{'rows':>6}{'floor':>8}{'one LP':>8}{'baseline':>11}{'cells':>7}{'current':>9}{'cells':>7}"
           f"{'LPs':>5}  same")
-    for name, states in TABLES.items():
-        rows = table(states)
+    for name, (states, share) in TABLES.items():
+        rows = table(states, share)
         solves[0] = 0
         seconds, published = timed(suppress, rows)
         lps = solves[0]

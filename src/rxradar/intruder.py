@@ -15,9 +15,13 @@ Control, Wiley, ch. 4), made cheap enough for every county of the country:
 * Before any linear programme, a sufficient test: the true table is one the reader must allow;
   move one cell from its true value while the other withheld cells of exactly the same totals
   make up for it, each within what its own marks and parts allow with everything else at its
-  true value. Every table so reached is consistent with what is published, so the range of
+  true value (a small cell may take its withheld whole up, or its withheld parts down, with it,
+  each made up for in its own column). Every table so reached is consistent with what is published, so the range of
   values reached is part of the reader's range; when it is already wide enough, no programme is
-  needed. Only cells that fail it are solved for, and then only as far as the tables already
+  needed. The other way, bounds from each total taken alone (the total less what the other
+  cells in it can hold) lie around the reader's range, so when they are already too close, the
+  cell is not protected, and no programme is needed either. Only cells that fail both are solved
+  for, and then only as far as the tables already
   reached (the true one, each programme's solution, and, once a component has a second cell to
   solve for, its small cells all as low and all as high as they can be together) and the
   variables' bounds leave the answer open.
@@ -157,6 +161,12 @@ class Reader:
             for k in members:
                 signature[k].append(e)
         self.signature = [tuple(s) for s in signature]
+        self.sums = []  # per total: its value over the withheld cells, their lows, finite highs, infinite highs
+        for members in self.equations:
+            highs = self.high[members]
+            finite = np.isfinite(highs)
+            self.sums.append((self.value[members].sum(), self.low[members].sum(), highs[finite].sum(),
+                              int((~finite).sum())))
         self.room: dict[tuple, list] = defaultdict(lambda: [0.0, 0.0, 0])  # down, finite up, unbounded ups
         for k, sig in enumerate(self.signature):
             room = self.room[sig]
@@ -221,9 +231,13 @@ class Reader:
         return known[key]
 
     def _wide_enough(self, target: Target) -> bool:
-        """As :meth:`solve`, solving only what the tables already reached in this component (the
-        true one, and each programme's solution) and the variables' bounds leave open."""
+        """As :meth:`solve`, solving only what the bounds each total sets alone (:meth:`outer`)
+        and the tables already reached in this component (the true one, and each programme's
+        solution) leave open."""
         need = self.threshold - 2
+        floor, ceiling = self.outer(target)
+        if ceiling - floor < need:
+            return False
         component = self.component_of(target)
         objective, constant = self._objective(target)
         if component not in self._points:
@@ -236,21 +250,41 @@ class Reader:
         low, high = min(seen), max(seen)
         if high - low >= need:
             return True
-        ceiling = constant + objective @ np.where(objective > 0, self.high[self.of_component[component]],
-                                                   self.low[self.of_component[component]])
         for sign in (1, -1):
             end, point = self._optimum(target, objective, constant, sign)
             if point is not None:
                 points.append(point)
             if sign == 1:
                 low = end
-                if ceiling - low < need:  # not even the bounds reach far enough
+                if ceiling - low < need:
                     return False
             else:
                 high = end
             if high - low >= need:
                 return True
         return False
+
+    def outer(self, target: Target) -> tuple[float, float]:
+        """Bounds around the reader's range of ``target`` from its cells' bounds and each of
+        their totals taken alone (the total less the least and the most the other cells in it
+        can hold): a range narrower than the small-cell range here is narrower in full."""
+        i, column, whole = target
+        low, high = self._alone_bounds(self.index[(i, column)])
+        if whole is None:
+            return low, high
+        if (i, whole) not in self.index:
+            return self.rows[i][whole] - high, self.rows[i][whole] - low
+        whole_low, whole_high = self._alone_bounds(self.index[(i, whole)])
+        return max(0.0, whole_low - high), whole_high - low
+
+    def _alone_bounds(self, k: int) -> tuple[float, float]:
+        low, high = self.low[k], self.high[k]
+        for e in self.signature[k]:
+            total, lows, finite_highs, unbounded = self.sums[e]
+            low = max(low, total - (np.inf if unbounded - np.isinf(self.high[k]) > 0
+                                    else finite_highs - (0 if np.isinf(self.high[k]) else self.high[k])))
+            high = min(high, total - (lows - self.low[k]))
+        return low, high
 
     def _extremes(self, component: int) -> list[np.ndarray]:
         """Two tables the reader must allow, with the component's small cells all as low, then
