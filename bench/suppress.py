@@ -91,7 +91,8 @@ def one_lp(rows: list[dict], published: list[dict]) -> float:
         by_group[(None, column)].append(k)
     equations = list(by_group.values())
     r = [e for e, m in enumerate(equations) for _ in m]
-    a_eq = csr_array((np.ones(len(r)), (r, [k for m in equations for k in m])), shape=(len(equations), len(reader.cells)))
+    a_eq = csr_array((np.ones(len(r)), (r, [k for m in equations for k in m])),
+                     shape=(len(equations), len(reader.cells)))
     b_eq = np.array([reader.value[m].sum() for m in equations])
     links = np.array(reader.links).reshape(-1, 2)
     a_ub = csr_array((np.tile([1.0, -1.0], len(links)), (np.repeat(np.arange(len(links)), 2), links.ravel())),

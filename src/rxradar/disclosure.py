@@ -15,19 +15,19 @@ passes through :func:`suppress`.
   programming gives the least and greatest value each small cell, and each small rest of a
   whole, can take. It is protected when that range is at least as wide as the small-cell range
   (``threshold - 2`` between its ends: 1 to 10 for 11), so a small cell is known no better than
-  its "<11" mark says (the protection interval of cell suppression, Hundepool et al. 2012, Statistical Disclosure Control, Wiley,
-  ch. 4 "Magnitude tabular data" and ch. 5 "Frequency tables"; sdcTable's ``attack()`` makes
-  the same check; :mod:`rxradar.intruder` makes it cheap enough for every county of the
-  country). While some value is not, one more cell is withheld: the whole of a small rest, else
-  a cell of its column in its smallest group with a total of its own (a cell of another state
-  is tied to it only through the grand total, the sum of the state totals, and would widen
-  nothing). Cells tied to that one wait for the next round's check. A column whose cells in a
-  group are all small or zero cannot be protected this way while its group total is published.
+  its "<11" mark says (the protection interval of cell suppression, Hundepool et al. 2012,
+  Statistical Disclosure Control, Wiley, ch. 4 "Magnitude tabular data" and ch. 5 "Frequency
+  tables"; sdcTable's ``attack()`` makes the same check; :mod:`rxradar.intruder` makes it
+  cheap enough for every county of the country). While some value is not, one more cell is
+  withheld: the whole of a small rest, else a cell of its column in its smallest group with a
+  total of its own (a cell of another state is tied to it only through the grand total, the
+  sum of the state totals, and would widen nothing). Cells tied to that one wait for the next
+  round's check. A column whose cells in a group are all small or zero cannot be protected
+  this way while its group total is published.
   Second and further cells are the smallest shown ones large enough to give a small cell that
   range alone (at least 2 x threshold - 2), else the largest: "the smallest other non-zero
-  cell" is not enough: with cells
-  1, 11 and 500 and their total known, withholding 1 and 11 gives them back (they sum to 12,
-  the 1 is marked small and the 11 is not).
+  cell" is not enough: with cells 1, 11 and 500 and their total known, withholding 1 and 11
+  gives them back (they sum to 12, the 1 is marked small and the 11 is not).
 * Rates on fewer than ``UNSTABLE_EVENTS`` events are marked unstable (NCHS: rates based on fewer
   than 20 events do not meet standards of reliability).
 

@@ -16,15 +16,14 @@ Control, Wiley, ch. 4), made cheap enough for every county of the country:
   move one cell from its true value while the other withheld cells of exactly the same totals
   make up for it, each within what its own marks and parts allow with everything else at its
   true value (a small cell may take its withheld whole up, or its withheld parts down, with it,
-  each made up for in its own column). Every table so reached is consistent with what is published, so the range of
-  values reached is part of the reader's range; when it is already wide enough, no programme is
-  needed. The other way, bounds from each total taken alone (the total less what the other
-  cells in it can hold) lie around the reader's range, so when they are already too close, the
-  cell is not protected, and no programme is needed either. Only cells that fail both are solved
-  for, and then only as far as the tables already
-  reached (the true one, each programme's solution, and, once a component has a second cell to
-  solve for, its small cells all as low and all as high as they can be together) and the
-  variables' bounds leave the answer open.
+  each made up for in its own column). Every table so reached is consistent with what is
+  published, so the range of values reached is part of the reader's range; when it is already
+  wide enough, no programme is needed. The other way, bounds from each total taken alone (the
+  total less what the other cells in it can hold) lie around the reader's range: when they are
+  already too close, the cell is not protected, and no programme is needed either. Only cells
+  that fail both are solved for, and then only as far as the tables already reached (the true
+  one, each programme's solution, and, once a component has a second cell to solve for, its
+  small cells all as low and all as high as they can be together) leave the answer open.
 """
 
 from __future__ import annotations
