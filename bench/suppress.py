@@ -4,6 +4,7 @@ baseline:
 
     PYTHONPATH=src .venv/bin/python bench/suppress.py
     PYTHONPATH=src .venv/bin/python bench/suppress.py --baseline-rev ''      # without the baseline
+    PYTHONPATH=src .venv/bin/python bench/suppress.py --verify     # and attack every state's cells
 
 Tables: the counties of West Virginia (55), of West Virginia, Ohio, Kentucky and Pennsylvania
 (330), and every county shipped (3,220: the states, DC and the territories), each with ten counts
@@ -124,10 +125,36 @@ def withheld(published: list[dict]) -> int:
     return sum(c.column in r["suppressed"] for r in published for c in COUNTS)
 
 
+def verify(rows: list[dict], published: list[dict], old) -> tuple[int, int, int]:
+    """Every state attacked on its own with the baseline's programme (one dense programme over
+    the state's cells, twice per value; the grand total is the sum of the state totals, so a
+    state's cells are bound only by its own): how many small values there are, how many a
+    reader finds in a range narrower than 1 to 10, and how many of those lie where every
+    non-zero cell of their state's column is withheld already (nothing left to withhold)."""
+    values = narrow = stuck = 0
+    by_state = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_state[r["state"]].append(i)
+    for idx in by_state.values():
+        sub, pub = [rows[i] for i in idx], [published[i] for i in idx]
+        withheld_ = [set(p["suppressed"]) for p in pub]
+        small = [set(p["small"]) for p in pub]
+        for target in sensitive(sub, COUNTS, withheld_, small, SMALL_CELL):
+            low, high = old.feasible_range(sub, COUNTS, withheld_, small, SMALL_CELL, [[list(range(len(sub)))]],
+                                           target)
+            values += 1
+            if high - low < SMALL_CELL - 2:
+                narrow += 1
+                stuck += all(p[target[1]] in (None, 0) for p in pub)
+    return values, narrow, stuck
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of the baseline ('' for none)")
     parser.add_argument("--baseline-rows", type=int, default=400, help="largest table the baseline is run on")
+    parser.add_argument("--verify", action="store_true", help="attack each state of each table with the "
+                        "baseline's programme (minutes for the country)")
     args = parser.parse_args()
     old = baseline(args.baseline_rev) if args.baseline_rev else None
     solves = [0]
@@ -155,6 +182,10 @@ def main() -> None:
             line += f"{'skipped' if old else '-':>11}{'-':>7}"
             same = "-"
         print(f"{line}{seconds * 1e3:>9.0f}{withheld(published):>7}{lps:>5}  {same}", flush=True)
+        if args.verify and old:
+            values, narrow, stuck = verify(rows, published, old)
+            print(f"  verified: {values} small values, {narrow} narrower than the small-cell range, "
+                  f"{stuck} of them where nothing is left to withhold", flush=True)
     if old:
         print(f"baseline skipped above {args.baseline_rows} rows: for every county it runs for hours")
 
