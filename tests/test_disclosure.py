@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from rxradar.disclosure import SMALL_CELL, UNSTABLE_EVENTS, Count, suppress
+from rxradar.disclosure import SMALL_CELL, UNSTABLE_EVENTS, Count, _members, sensitive, suppress
+from rxradar.intruder import Reader, Totals
+from rxradar.reference.counties import counties
 
 COUNTS = [Count("people", rate="rate"), Count("sick", part_of="people")]
 
@@ -93,9 +95,11 @@ PARTS = [Count("patients", rate="patients_rate"), Count("at_risk", rate="at_risk
          Count("shopping", part_of="patients")]
 
 
-def attack(rows: list[dict], published: list[dict], groups: tuple, threshold: int) -> list[tuple]:
+def attack(rows: list[dict], published: list[dict], groups: tuple, threshold: int,
+           counts: list[Count] = PARTS) -> list[tuple]:
     """(row, what, true value, least, greatest) for every small cell and small rest."""
-    cols = [c.column for c in PARTS]
+    cols = [c.column for c in counts]
+    parts = [(c.column, c.part_of) for c in counts if c.part_of]
     var = {(i, c): k for k, (i, c) in enumerate((i, c) for i in range(len(rows)) for c in cols)}
     bounds = []
     for i, c in var:
@@ -117,16 +121,16 @@ def attack(rows: list[dict], published: list[dict], groups: tuple, threshold: in
                 b_eq.append(sum(rows[i][c] for i in idx))
     a_ub, b_ub = [], []
     for i in range(len(rows)):
-        for part in ("at_risk", "shopping"):
+        for part, whole in parts:
             line = np.zeros(len(var))
-            line[var[(i, part)]], line[var[(i, "patients")]] = 1, -1
+            line[var[(i, part)]], line[var[(i, whole)]] = 1, -1
             a_ub.append(line)
             b_ub.append(0)
     found = []
     for i, r in enumerate(rows):
         targets = [(c, {var[(i, c)]: 1}, r[c]) for c in cols if 0 < r[c] < threshold]
-        targets += [(f"patients-{p}", {var[(i, "patients")]: 1, var[(i, p)]: -1}, r["patients"] - r[p])
-                    for p in ("at_risk", "shopping") if published[i][p] is None and 0 < r["patients"] - r[p] < threshold]
+        targets += [(f"{whole}-{p}", {var[(i, whole)]: 1, var[(i, p)]: -1}, r[whole] - r[p])
+                    for p, whole in parts if published[i][p] is None and 0 < r[whole] - r[p] < threshold]
         for what, coefficients, true in targets:
             objective = np.zeros(len(var))
             for k, v in coefficients.items():
@@ -179,3 +183,82 @@ def test_no_withheld_value_can_be_worked_out_from_what_is_published(seed):
     for r, p in zip(rows, published):  # a rate never sits beside a withheld count
         assert (p["patients_rate"] is None) == (p["patients"] is None)
         assert (p["at_risk_rate"] is None) == (p["at_risk"] is None)
+
+
+def test_a_column_that_cannot_be_hidden_in_its_state_takes_no_cells_of_other_states():
+    # X's 3 and 4 people are all X has: its total (7) tells a reader each is 1 to 6 whatever
+    # else is withheld. Y's cells are tied to X's only through the grand total, which is X's
+    # total plus Y's: withholding them would widen nothing, so they stay shown (they used to
+    # go one by one, 30, then 40 as 30's second cell, then 500).
+    rows = [{"place": p, "state": s, "patients": n, "at_risk": 0, "shopping": 0, "patients_rate": n / 7,
+             "at_risk_rate": 0.0} for p, s, n in (("a", "X", 3), ("b", "X", 4), ("c", "Y", 500), ("d", "Y", 40),
+                                                  ("e", "Y", 30))]
+    out = suppress(rows, PARTS, groups=("state", None))
+    assert [r["patients"] for r in out] == [None, None, 500, 40, 30]
+    assert [(what, true, low, high) for _, what, true, low, high in attack(rows, out, ("state", None), SMALL_CELL)] \
+        == [("patients", 3, 1, 6), ("patients", 4, 1, 6)]
+
+
+def test_totals_that_add_up_other_totals_are_left_out():
+    rows = [{"state": s, "county": c} for s, c in (("X", "a"), ("X", "b"), ("Y", "c"), ("Z", "d"))]
+    members = [_members(rows, g) for g in ("state", None, "county", "state")]
+    # The grand total is X + Y + Z; X is a + b; Y and Z are the counties c and d (kept once);
+    # the states repeated are one grouping.
+    assert Totals(members, len(rows)).groups == [[2], [3], [0], [1]]
+    assert Totals([_members(rows, "state")], len(rows)).groups == [[2], [3], [0, 1]]
+    assert Totals([_members(rows, None)], len(rows)).groups == [[0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_check_s_shortcuts_agree_with_the_reader(seed):
+    # The check (rxradar.intruder) decides most cells without linear programming: a range
+    # reached by moving a cell against the cells sharing its totals is part of the reader's
+    # range, and bounds from each total alone are around it. The independent reader above
+    # must agree with both, and with the check's own programme over the cell's component.
+    rng = np.random.default_rng(seed)
+    rows = county_rows(rng, int(rng.integers(6, 30)))
+    groups = ("state", None)
+    published = suppress(rows, PARTS, groups=groups)
+    withheld = [set(p["suppressed"]) - {"patients_rate", "at_risk_rate"} for p in published]
+    small = [set(p["small"]) for p in published]
+    reader = Reader(rows, PARTS, withheld, small, SMALL_CELL, Totals([_members(rows, g) for g in groups], len(rows)))
+    ranges = {(place, what): (low, high) for place, what, _, low, high in attack(rows, published, groups, SMALL_CELL)}
+    for target in sensitive(rows, PARTS, withheld, small, SMALL_CELL):
+        i, column, whole = target
+        name = (rows[i]["place"], f"{whole}-{column}" if whole else column)
+        low, high = ranges[name]
+        floor, ceiling = reader.outer(target)
+        assert floor - 1e-9 <= low and high <= ceiling + 1e-9, name
+        assert reader.alone(target) <= high - low + 1e-9, name
+        assert reader.solve(target) == pytest.approx((low, high)), name
+
+
+FLAGS = [f"flag{k}" for k in range(8)]
+STATE_COUNTS = [Count("patients", rate="patients_rate"), Count("at_risk", rate="at_risk_rate", part_of="patients"),
+                *(Count(f, part_of="patients") for f in FLAGS)]
+
+
+def state_rows(states: tuple[str, ...], rng: np.random.Generator) -> list[dict]:
+    """The counties of real states, as bench/suppress.py draws them from their 2019 populations:
+    2% of people are patients, 10% of those at risk, and each of eight flags on 30% of those."""
+    out = []
+    for c in counties().to_pylist():
+        if c["state"] in states:
+            pop = c["pop2019"] or 1000
+            patients = int(rng.poisson(pop * 0.02))
+            at_risk = int(rng.binomial(patients, 0.1))
+            out.append({"place": c["fips"], "state": c["state"], "patients": patients, "at_risk": at_risk,
+                        "patients_rate": patients / pop * 1000, "at_risk_rate": at_risk / pop * 1000,
+                        **{f: int(rng.binomial(at_risk, 0.3)) for f in FLAGS}})
+    return out
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_nothing_can_be_worked_out_from_counties_of_several_states(seed):
+    rows = state_rows(("DE", "NH", "VT", "WV"), np.random.default_rng(seed))
+    groups = ("state", None)
+    published = suppress(rows, STATE_COUNTS, groups=groups)
+    found = attack(rows, published, groups, SMALL_CELL, STATE_COUNTS)
+    assert len(found) > 150  # every small flag and small rest of West Virginia's rural counties
+    for place, what, true, low, high in found:
+        assert high - low >= SMALL_CELL - 2, f"{place} {what} = {true}: a reader finds {low}..{high}"

@@ -15,16 +15,19 @@ passes through :func:`suppress`.
   programming gives the least and greatest value each small cell, and each small rest of a
   whole, can take. It is protected when that range is at least as wide as the small-cell range
   (``threshold - 2`` between its ends: 1 to 10 for 11), so a small cell is known no better than
-  its "<11" mark says (the protection interval of cell suppression, Hundepool et al. 2012, Statistical Disclosure Control, Wiley,
-  ch. 4 "Magnitude tabular data" and ch. 5 "Frequency tables"; sdcTable's ``attack()`` makes
-  the same check). While some value is not, one more cell is withheld: the whole of a small
-  rest, else a cell of its column and group. A column whose cells in a group are all small or
-  zero cannot be protected this way while its group total is published.
+  its "<11" mark says (the protection interval of cell suppression, Hundepool et al. 2012,
+  Statistical Disclosure Control, Wiley, ch. 4 "Magnitude tabular data" and ch. 5 "Frequency
+  tables"; sdcTable's ``attack()`` makes the same check; :mod:`rxradar.intruder` makes it
+  cheap enough for every county of the country). While some value is not, one more cell is
+  withheld: the whole of a small rest, else a cell of its column in its smallest group with a
+  total of its own (a cell of another state is tied to it only through the grand total, the
+  sum of the state totals, and would widen nothing). Cells tied to that one wait for the next
+  round's check. A column whose cells in a group are all small or zero cannot be protected
+  this way while its group total is published.
   Second and further cells are the smallest shown ones large enough to give a small cell that
   range alone (at least 2 x threshold - 2), else the largest: "the smallest other non-zero
-  cell" is not enough: with cells
-  1, 11 and 500 and their total known, withholding 1 and 11 gives them back (they sum to 12,
-  the 1 is marked small and the 11 is not).
+  cell" is not enough: with cells 1, 11 and 500 and their total known, withholding 1 and 11
+  gives them back (they sum to 12, the 1 is marked small and the 11 is not).
 * Rates on fewer than ``UNSTABLE_EVENTS`` events are marked unstable (NCHS: rates based on fewer
   than 20 events do not meet standards of reliability).
 
@@ -37,8 +40,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from scipy.optimize import linprog
+from rxradar.intruder import Reader, Totals
 
 SMALL_CELL = 11  # CMS cell size suppression policy; the small_cell setting's default
 UNSTABLE_EVENTS = 20  # NCHS Data Presentation Standards / CDC WONDER "unreliable" below 20
@@ -63,10 +65,12 @@ def suppress(rows: Sequence[dict], counts: Sequence[Count], *, threshold: int = 
     small = [{c.column for c in counts if _small(r[c.column], threshold)} for r in out]
     withheld = [set(s) for s in small]
     members = [_members(out, group) for group in groups]
+    totals = Totals(members, len(out))
+    known: dict = {}
     changed = True
     while changed:
         changed = _stable(out, counts, withheld, threshold, members)
-        changed |= _protect(out, counts, withheld, small, threshold, members)
+        changed |= _protect(out, counts, withheld, small, threshold, totals, known)
     for r, gone, tiny in zip(out, withheld, small):
         for c in counts:
             if c.column in gone:
@@ -93,22 +97,37 @@ def _stable(rows: list[dict], counts: Sequence[Count], withheld: list[set], thre
 
 
 def _protect(rows: list[dict], counts: Sequence[Count], withheld: list[set], small: list[set], threshold: int,
-             members: list[list[list[int]]]) -> bool:
-    """Withhold one more cell for the first sensitive cell whose feasible range does not cover
-    the small-cell range; whether one was withheld."""
+             totals: Totals, known: dict) -> bool:
+    """Withhold one more cell for each sensitive cell whose feasible range does not cover the
+    small-cell range: the whole of a small rest, else a cell of its column in its smallest group
+    with one to give. Once a cell is withheld, the cells it could widen the range of (those
+    sharing a total or a row with it) wait for the next round's check, as each would otherwise
+    be given its own backup where one often covers them all; whether any was withheld."""
+    reader = Reader(rows, counts, withheld, small, threshold, totals)
+    waiting: set[int] = set()  # components
+    changed = False
     for target in sensitive(rows, counts, withheld, small, threshold):
-        if protected(*feasible_range(rows, counts, withheld, small, threshold, members, target), threshold):
+        if reader.component_of(target) in waiting or reader.protects(target, known):
             continue
-        i, column, whole = target
-        if whole is not None and whole not in withheld[i]:
-            withheld[i].add(whole)  # a small rest of a shown whole: the whole opens it up
-            return True
-        for idx in sorted((g for groups in members for g in groups if i in g), key=len):
-            shown = [j for j in idx if column not in withheld[j] and rows[j][column]]
-            if shown:
-                withheld[_backup(rows, column, shown, threshold)].add(column)
-                return True
-    return False
+        more = _more(rows, withheld, threshold, totals, target)
+        if more:
+            withheld[more[0]].add(more[1])
+            waiting |= reader.near(*more) | {reader.component_of(target)}
+            changed = True
+    return changed
+
+
+def _more(rows: list[dict], withheld: list[set], threshold: int, totals: Totals,
+          target: Target) -> tuple[int, str] | None:
+    """The cell to withhold for an unprotected target, if any is left."""
+    i, column, whole = target
+    if whole is not None and whole not in withheld[i]:
+        return i, whole  # a small rest of a shown whole: the whole opens it up
+    for g in totals.of_row[i]:
+        shown = [j for j in totals.groups[g] if column not in withheld[j] and rows[j][column]]
+        if shown:
+            return _backup(rows, column, shown, threshold), column
+    return None
 
 
 def protected(low: float, high: float, threshold: int) -> bool:
@@ -137,63 +156,11 @@ def sensitive(rows: Sequence[dict], counts: Sequence[Count], withheld: list[set]
 def feasible_range(rows: Sequence[dict], counts: Sequence[Count], withheld: list[set], small: list[set],
                    threshold: int, members: list[list[list[int]]], target: Target) -> tuple[float, float]:
     """The least and greatest value ``target`` can take given what is published: shown cells,
-    the total of each column over each group of rows, each part at most its whole, zero never
-    withheld, and the marks (small: 1 to threshold - 1; other withheld cells at least
-    threshold). Linear programming (HiGHS), as an intruder would."""
-    cells = [(i, c.column) for i, r in enumerate(rows) for c in counts if c.column in withheld[i]]
-    index = {cell: k for k, cell in enumerate(cells)}
-    bounds = [(1, threshold - 1) if col in small[i] else (threshold, None) for i, col in cells]
-    eq_rows, eq_values = [], []
-    for groups in members:
-        for idx in groups:
-            for c in counts:
-                hidden = [index[(i, c.column)] for i in idx if (i, c.column) in index]
-                if hidden:
-                    row = np.zeros(len(cells))
-                    row[hidden] = 1
-                    eq_rows.append(row)
-                    eq_values.append(sum(rows[i][c.column] for i in idx if (i, c.column) in index))
-    le_rows, le_values = [], []
-    for i in range(len(rows)):
-        for c in counts:
-            if not c.part_of:
-                continue
-            part, whole = index.get((i, c.column)), index.get((i, c.part_of))
-            if part is None and whole is None:
-                continue
-            row = np.zeros(len(cells))  # part - whole <= 0, shown values moved to the right
-            bound = 0.0
-            if part is None:
-                bound -= rows[i][c.column]
-            else:
-                row[part] += 1
-            if whole is None:
-                bound += rows[i][c.part_of]
-            else:
-                row[whole] -= 1
-            le_rows.append(row)
-            le_values.append(bound)
-    objective = np.zeros(len(cells))
-    i, column, whole = target
-    constant = 0.0
-    if whole is None:
-        objective[index[(i, column)]] = 1
-    else:  # the rest: whole - part
-        objective[index[(i, column)]] -= 1
-        if (i, whole) in index:
-            objective[index[(i, whole)]] += 1
-        else:
-            constant = rows[i][whole]
-    ends = []
-    for sign in (1, -1):
-        res = linprog(sign * objective, A_ub=np.array(le_rows) if le_rows else None, b_ub=le_values or None,
-                      A_eq=np.array(eq_rows) if eq_rows else None, b_eq=eq_values or None, bounds=bounds,
-                      method="highs")
-        if res.status == 3:  # unbounded: nothing published limits it
-            ends.append(float("inf") * -sign)
-        else:
-            ends.append(constant + sign * res.fun)
-    return ends[0], ends[1]
+    the total of each column over each group of rows (``members``: the rows of each group, for
+    each grouping), each part at most its whole, zero never withheld, and the marks (small: 1 to
+    threshold - 1; other withheld cells at least threshold). Linear programming (HiGHS), as an
+    intruder would."""
+    return Reader(rows, counts, withheld, small, threshold, Totals(members, len(rows))).solve(target)
 
 
 def _small(value: int | None, threshold: int) -> bool:
