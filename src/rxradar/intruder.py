@@ -33,9 +33,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.optimize import linprog
-from scipy.sparse import coo_array, csr_array
-from scipy.sparse.csgraph import connected_components
+# scipy is imported where a table is checked, not here: settings import the disclosure rules,
+# and scipy.optimize would add a third of a second to every rxradar command.
 
 if TYPE_CHECKING:
     from rxradar.disclosure import Count, Target
@@ -124,6 +123,8 @@ class Reader:
         self._keys: dict[int, frozenset] = {}
 
     def _components(self, n: int) -> np.ndarray:
+        from scipy.sparse import coo_array
+        from scipy.sparse.csgraph import connected_components
         heads, tails = [], []
         for members in self.equations:
             heads += members[:-1]
@@ -289,6 +290,7 @@ class Reader:
         """Two tables the reader must allow, with the component's small cells all as low, then
         all as high, as they can be together: one programme each, which often shows many of
         their ranges at once."""
+        from scipy.optimize import linprog
         marked = self.marked[self.of_component[component]].astype(float)
         out: list[np.ndarray] = []
         if not marked.any():
@@ -320,6 +322,7 @@ class Reader:
     def _optimum(self, target: Target, objective: np.ndarray, constant: float,
                  sign: int) -> tuple[float, np.ndarray | None]:
         """The least (sign 1) or greatest (sign -1) value of the target, and a table reaching it."""
+        from scipy.optimize import linprog
         _, a_eq, b_eq, a_ub, b_ub, bounds = self._system(self.component_of(target))
         res = linprog(sign * objective, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
         if res.status == 3:  # unbounded: nothing published limits it
@@ -329,6 +332,7 @@ class Reader:
         return constant + sign * res.fun, res.x
 
     def _system(self, component: int) -> tuple:
+        from scipy.sparse import csr_array
         if not self._systems:  # the first solve of the round: each component's equations and links
             self._equations_of = defaultdict(list)
             for m in self.equations:
