@@ -292,3 +292,12 @@ def test_orphaned_corrections_are_kept_pending_and_reported_until_the_original_a
             assert "without their original" not in outcome.message
         assert "orphaned" not in _rejects_output(ws.root)
         assert rows(ws, "SELECT rx_number, quantity FROM dispensations") == [{"rx_number": "RX2", "quantity": 30.0}]
+
+
+@pytest.mark.parametrize("header, reason", [
+    ("TH*4.2*" + "X" * 5000 + "*01**20240105*231500*P**~~", "TH segment is longer than 4,096 bytes"),
+    ("TH.4.2.TCN1.01..20240105.231500.P..~~", "element separator '.' cannot be told apart"),
+])
+def test_a_header_that_cannot_be_read_says_why(ws, tmp_path, header, reason):
+    outcome = ingest(ws, put(tmp_path, "odd.asap", header + "\n" + "TT*TCN1*2~\n"))
+    assert outcome.status == "failed" and reason in outcome.message

@@ -235,3 +235,29 @@ def test_gzipped_sources_are_read_and_known_by_their_content_and_a_corrupt_one_f
     assert [o.status for o in again] == ["already-ingested", "failed"]
     assert again[1].message.startswith("broken.txt.gz: ")
     assert rows == 3
+
+
+@pytest.mark.parametrize("kind", ["asap", "deaths"])
+def test_a_file_name_that_is_not_utf8_fails_alone_and_the_rest_is_ingested(tmp_path, kind):
+    import os
+
+    from asap_builders import DEA_PRESCRIBER, NPI_PHARMACY, NPI_PRESCRIBER, OXYCODONE_10MG, wrap
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, i in ((b"a.txt", 1), (b"b\xff.txt", 2), (b"c.txt", 3)):
+        if kind == "asap":
+            content = wrap([f"PHA*{NPI_PHARMACY}*0512345", "PAT*IL*06*D1****MOSS*ANN****1 ELM ST**X*IL*62704**19700115*F",
+                            f"DSP*00*RX{i}*20240102*0*20240104*0*01*{OXYCODONE_10MG}*60*30*01*05*00***03",
+                            f"PRE*{NPI_PRESCRIBER}*{DEA_PRESCRIBER}"], tcn=f"T{i}").encode()
+        else:
+            content = "\n".join([DEATHS_HEADER, ",".join(good_row("deaths", i))]).encode() + b"\n"
+        with open(os.path.join(os.fsencode(folder), name), "wb") as f:
+            f.write(content)
+    code_out = CliRunner().invoke(cli.app, ["ingest", kind, str(folder), "-w", str(tmp_path / "ws")],
+                                  catch_exceptions=False)
+    assert code_out.exit_code == 1
+    assert "b\\xff.txt: the file name is not UTF-8 text" in code_out.output
+    with Workspace(tmp_path / "ws") as ws:
+        status = dict(ws.meta.execute("SELECT source_name, status FROM manifest"))
+    assert status == {"a.txt": "committed", "c.txt": "committed"}

@@ -290,10 +290,42 @@ def _dashboard_shows_no_patient_value(root: Path) -> None:
     ("D1,DOE,123-45-6789,X40", "D1,DOE,***-**-****,X40"),
     ("x 123 45 6789 y", "x *** ** **** y"),
     ("NPI 1234567890 and NDC 00406012301", "NPI 1234567890 and NDC 00406012301"),  # 10 and 11 digits
-    ("ZIP 12345678 and 123-456789", "ZIP 12345678 and 123-456789"),  # 8 digits; mixed separators
+    ("ZIP 12345678 and 123-456789", "ZIP 12345678 and ***-******"),  # 8 digits; 3-6
+    ("219.09.9999 219/09/9999 219 09-9999", "***.**.**** ***/**/**** *** **-****"),  # as people type them
+    ("219\u201309\u20139999", "***\u2013**\u2013****"),  # en dashes
+    ("\uff12\uff11\uff19\uff10\uff19\uff19\uff19\uff19\uff19", "*********"),  # full-width digits
+    ("ZIP+4 25301-1234, phone 217-555-0199", "ZIP+4 25301-1234, phone 217-555-0199"),  # not an SSN's shape
+    ("DSP*00*RX1*20240102*0*20240104", "DSP*00*RX1*20240102*0*20240104"),  # dates side by side
     (None, None),
 ])
 def test_ssn_shaped_values_are_starred_wherever_they_appear(text, masked):
     from rxradar.privacy import mask_ssn_shaped
 
     assert mask_ssn_shaped(text) == masked
+
+
+def test_an_ije_record_shifted_off_its_columns_keeps_no_ssn_in_its_raw_text(tmp_path):
+    """The SSN columns are starred by position; shifted, the SSN runs into the age digits beside it."""
+    from rxradar.ingest.ije import ije_record
+    from rxradar.ingest.pipeline import ingest_files
+    from rxradar.settings import load
+    from rxradar.workspace import Workspace
+
+    row = {"death_id": "2024WV000123", "death_date": date(2024, 3, 4), "state_of_death": "WV", "state": "WV",
+           "first_name": "ZEPHYRINE", "last_name": "QUILLFEATHER", "sex": "F", "ssn": "219099999",
+           "birth_date": date(1961, 3, 14), "county_fips": "54039", "underlying_cause": "X42"}
+    good = [ije_record({**row, "death_id": f"2024WV{i:06d}"}) for i in (1, 2, 3)]
+    shifted = "0000000001" + ije_record(row)[:-10]  # a record-number prefix moves every field 10 columns
+    path = tmp_path / "deaths.ije"
+    path.write_text("\n".join(good + [shifted]) + "\n", encoding="latin-1")
+    with Workspace(tmp_path / "ws") as ws:
+        ingest_files(ws, "deaths", [path], load(workspace=tmp_path / "ws", threads=1))
+        raws = [r for (r,) in ws.meta.execute("SELECT raw FROM rejects WHERE raw IS NOT NULL")]
+    assert raws and any("QUILLFEATHER" in r for r in raws)
+    assert not any("219099999" in r for r in raws)
+
+
+def test_a_patient_id_qualifier_written_without_its_zero_still_stars_the_ssn():
+    from rxradar.ingest.asap import _masked
+
+    assert _masked("PAT*IL*7*219099999****DOE*JANE", "*") == "PAT*IL*7*" + "*" * 9 + "****DOE*JANE"

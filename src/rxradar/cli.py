@@ -58,7 +58,7 @@ def _ingest(kind: str, paths: list[Path], workspace: Path | None) -> None:
         # The exit status is what scripts and schedulers see: any file not ingested fails the run.
         err.print(f"[red]{len(failed)} file(s) failed, nothing of them kept:[/red]")
         for o in failed:
-            err.print(f"  {o.message or o.path.name}", markup=False, highlight=False)
+            err.print(f"  {o.message or o.name}", markup=False, highlight=False)
         raise typer.Exit(1)
 
 
@@ -67,7 +67,7 @@ ROWS_LISTED = 12  # with more files than this, list only those that need attenti
 
 def _report(kind: str, outcomes: list[FileOutcome]) -> None:
     notable = [o for o in outcomes if o.status == "failed" or o.rejected or o.warnings
-               or (o.status == "already-ingested" and o.same_as != o.path.name)]
+               or (o.status == "already-ingested" and o.same_as != o.name)]
     listed = outcomes if len(outcomes) <= ROWS_LISTED else notable
     if listed:
         table = Table(title=f"ingest {kind}" + ("" if listed is outcomes else " (files needing attention)"))
@@ -76,7 +76,7 @@ def _report(kind: str, outcomes: list[FileOutcome]) -> None:
                              overflow="fold")
         for o in listed:
             style = {"failed": "red", "already-ingested": "yellow"}.get(o.status, "green")
-            table.add_row(o.path.name, f"[{style}]{o.status}[/{style}]", f"{o.records:,}", f"{_kept(o):,}",
+            table.add_row(o.name, f"[{style}]{o.status}[/{style}]", f"{o.records:,}", f"{_kept(o):,}",
                           f"{o.rejected:,}", f"{o.warnings:,}", o.message)
         console.print(table)
     done = [o for o in outcomes if o.status == "ingested"]

@@ -60,19 +60,37 @@ def keyed_hashes(key: bytes, values: pa.Array | pa.ChunkedArray, hex_chars: int 
                                        pa.py_buffer(digits), pa.py_buffer(valid), nulls)
 
 
-# Nine digits standing alone, plain or as 3-2-4 with one kind of separator: the shape of an SSN.
-# Raw text kept with rejects is restricted, yet an SSN in it is starred out wherever it appears
-# (a name field shifted by a stray comma carries it into another column). Nine-digit values that
-# are not SSNs (a ZIP+4, a prescription number) are starred too: raw text is for reading a
-# record's shape, not for recovering its values.
-SSN_SHAPED = re.compile(r"(?<![0-9])[0-9]{3}([- ]?)[0-9]{2}\1[0-9]{4}(?![0-9])")
+# Nine digits standing alone: plain, or 3-2-4 with separators as people type them (hyphens,
+# dashes, dots, slashes, spaces, mixed), or 3-6; digits of any script. Raw text kept with rejects
+# is restricted, yet an SSN in it is starred out wherever it appears (a name field shifted by a
+# stray comma carries it into another column). Nine-digit values that are not SSNs (a
+# prescription number) are starred too: raw text is for reading a record's shape, not for
+# recovering its values. A ZIP+4 (5-4) is not an SSN's shape and stays; nor do longer runs of
+# digits joined by hyphens, dots or slashes (dates and numbers side by side), which would
+# otherwise be starred piecemeal; a space ends a run.
+SSN_JOINER = r"[-./\u2010-\u2015]"
+SSN_SEPARATOR = r"[-./ \u2010-\u2015]"
+SSN_SHAPED = re.compile(rf"(?<!\d)(?<!\d{SSN_JOINER})\d{{3}}(?:{SSN_SEPARATOR}\d{{2}}{SSN_SEPARATOR}?|\d{{2}})\d{{4}}"
+                        rf"(?!{SSN_JOINER}?\d)")
+# In fixed-width records (NCHS IJE) fields touch: an SSN shifted out of its columns runs into the
+# digits beside it, so there any run of nine or more digits is starred.
+LONG_DIGIT_RUN = re.compile(r"\d{9,}")
+
+
+def _stars(match: re.Match) -> str:
+    return re.sub(r"\d", "*", match.group(0))
 
 
 def mask_ssn_shaped(text: str | None) -> str | None:
     """``text`` with every SSN-shaped run of digits starred out (separators kept)."""
     if not text:
         return text
-    return SSN_SHAPED.sub(lambda m: re.sub(r"[0-9]", "*", m.group(0)), text)
+    return SSN_SHAPED.sub(_stars, text)
+
+
+def mask_long_digit_runs(text: str) -> str:
+    """``text`` with every run of nine or more digits starred out (for fixed-width records)."""
+    return LONG_DIGIT_RUN.sub(_stars, text)
 
 
 class Pseudonymiser:

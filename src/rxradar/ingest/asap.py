@@ -293,7 +293,7 @@ def _masked(segment: str, sep: str) -> str:
     elements = segment.split(sep)
     if elements[0].strip() == "PAT":
         for qualifier, value in ((2, 3), (5, 6)):
-            if len(elements) > value and elements[qualifier].strip() == SSN_QUALIFIER:
+            if len(elements) > value and elements[qualifier].strip().zfill(2) == SSN_QUALIFIER:
                 elements[value] = "*" * len(elements[value])
     return sep.join(elements)
 

@@ -112,9 +112,15 @@ def read_header(head: bytes, source: str) -> Header:
     if sep.isalnum() or sep.isspace() or not sep.isascii():
         raise AsapFormatError(source, f"element separator {sep!r} after TH is not a delimiter (an ASCII "
                               "punctuation character)")
+    if sep == ".":
+        raise AsapFormatError(source, "element separator '.' cannot be told apart from the '.' in TH01's "
+                              "version number (e.g. 4.2)")
     pos = 3
     for _ in range(8):  # TH01..TH08
         nxt = text.find(sep, pos)
+        if nxt < 0 and len(head) >= HEADER_PROBE_BYTES and "\n" not in text[pos:]:
+            raise AsapFormatError(source, f"TH segment is longer than {HEADER_PROBE_BYTES:,} bytes; a header "
+                                  "holds a few short elements")
         if nxt < 0 or "\n" in text[pos:nxt]:
             raise AsapFormatError(source, "TH segment has fewer than 9 elements")
         pos = nxt + 1

@@ -29,7 +29,7 @@ from rxradar.ingest.deaths import (
 )
 from rxradar.ingest.place_codes import field_value, state_code, zip5
 from rxradar.ingest.rejects import Parsed
-from rxradar.privacy import Pseudonymiser, mask_ssn_shaped
+from rxradar.privacy import Pseudonymiser, mask_long_digit_runs, mask_ssn_shaped
 
 
 class IjeField(NamedTuple):
@@ -152,12 +152,12 @@ def decode_field(data: bytes) -> str:
 
 
 def _raw(record: bytes) -> str:
-    """The record's text for rejects, with the SSN field starred out and SSN-shaped digits
-    masked anywhere else."""
+    """The record's text for rejects, with the SSN field starred out, and SSN-shaped digits and
+    runs of nine or more digits (an SSN shifted out of its columns) masked anywhere else."""
     s = FIELDS["SSN"].slice
     if record[s].strip():
         record = record[: s.start] + b"*" * len(record[s]) + record[s.stop :]
-    return mask_ssn_shaped(decode_field(record).rstrip())
+    return mask_ssn_shaped(mask_long_digit_runs(decode_field(record).rstrip()))
 
 
 def _ije_row(v: dict[str, str], pseudonymiser: Pseudonymiser, issues: RecordIssues) -> dict[str, Any]:

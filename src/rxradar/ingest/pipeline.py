@@ -52,6 +52,16 @@ class FileOutcome:
     message: str = ""
     same_as: str | None = None  # for already-ingested files: the name it was first ingested under
 
+    @property
+    def name(self) -> str:
+        """The file's name as text, whatever bytes the file system holds for it."""
+        return display_name(self.path)
+
+
+def display_name(path: Path) -> str:
+    """``path.name``, with bytes that are not UTF-8 shown as ``\\xff`` escapes."""
+    return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
     """Files as given, and every file under each directory, in name order."""
@@ -72,16 +82,26 @@ def ingest_files(ws: Workspace, kind: str, paths: Iterable[Path], settings: Sett
     if kind not in KINDS:
         raise ValueError(f"unknown source kind {kind!r}; expected one of {KINDS}")
     files = expand_paths(paths)
-    outcomes = []
+    # A name the workspace cannot record as text (bytes that are not UTF-8) fails that file alone.
+    misnamed = {p: _failed(p, None, f"{display_name(p)}: the file name is not UTF-8 text; rename the file and "
+                                    "ingest it again") for p in files if display_name(p) != p.name}
+    readable = [p for p in files if p not in misnamed]
     with ws.writer_lock(), Engine(memory_limit=settings.memory_limit, threads=settings.threads,
                                   temp_directory=ws.root / "tmp") as engine:
         if kind == "asap":
-            outcomes = _ingest_asap(ws, engine, files, settings, progress)
+            done = _ingest_asap(ws, engine, readable, settings, progress)
         else:
-            outcomes = [_ingest_one(ws, engine, kind, path, settings, progress) for path in files]
-        ws.audit_many([("cli", f"ingest_{kind}", o.path.name, {"status": o.status, "ingest_id": o.ingest_id})
+            done = [_ingest_one(ws, engine, kind, path, settings, progress) for path in readable]
+        outcomes = _in_order(files, misnamed, done)
+        ws.audit_many([("cli", f"ingest_{kind}", o.name, {"status": o.status, "ingest_id": o.ingest_id})
                        for o in outcomes])
     return outcomes
+
+
+def _in_order(files: list[Path], misnamed: dict[Path, FileOutcome], done: list[FileOutcome]) -> list[FileOutcome]:
+    """The outcomes of ``files`` in their order: the misnamed ones, and ``done`` for the rest."""
+    rest = iter(done)
+    return [misnamed[p] if p in misnamed else next(rest) for p in files]
 
 
 def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: Settings,
