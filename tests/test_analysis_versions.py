@@ -192,11 +192,11 @@ def test_a_workspace_in_the_flat_layout_is_read_then_moved_to_versions(state, tm
 
 
 def test_patient_level_tables_are_named_for_retention(state):
-    assert store.patient_level_tables() == ("persons", "identity_persons", "patient_indicators")
+    assert store.PATIENT_LEVEL_TABLES == ("persons", "patient_indicators", "identity_persons")
     persons = state["sets"]["old"][1]
     for name in store.ANALYTICS_TABLES:
         per_person = "person_id" in persons[name].column_names
-        assert per_person == (name in store.patient_level_tables()), name
+        assert per_person == (name in store.PATIENT_LEVEL_TABLES), name
     files = store.table_files(state["old"], "persons")
     assert len(files) == 1 and files[0].parent.parent == store.runs_dir(state["old"])
 

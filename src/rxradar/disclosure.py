@@ -9,7 +9,7 @@ passes through :func:`suppress`.
   whose total may be known (the counties of a state; all rows, as totals are published) where a
   column has exactly one withheld cell, another non-zero cell is withheld too (below). All
   of this repeats until nothing changes.
-* Then the table is attacked as a reader would (:func:`feasible_range`): from the shown cells,
+* Then the table is attacked as a reader would (:class:`rxradar.intruder.Reader`): from the shown cells,
   the group totals, each part at most its whole, and what the marks say (a cell marked small is
   1 to ``threshold - 1``; any other withheld cell is non-zero, so at least ``threshold``), linear
   programming gives the least and greatest value each small cell, and each small rest of a
@@ -130,12 +130,6 @@ def _more(rows: list[dict], withheld: list[set], threshold: int, totals: Totals,
     return None
 
 
-def protected(low: float, high: float, threshold: int) -> bool:
-    """Whether a reader's range for a small value is wide enough: at least as wide as the
-    small-cell range itself (threshold - 2 between its ends, 1 to 10 for 11)."""
-    return high - low >= threshold - 2
-
-
 Target = tuple[int, str, str | None]  # row, column, and the whole when the rest (whole - column) is meant
 
 
@@ -151,16 +145,6 @@ def sensitive(rows: Sequence[dict], counts: Sequence[Count], withheld: list[set]
             elif c.part_of and c.column in withheld[i] and _small(r[c.part_of] - r[c.column], threshold):
                 out.append((i, c.column, c.part_of))
     return out
-
-
-def feasible_range(rows: Sequence[dict], counts: Sequence[Count], withheld: list[set], small: list[set],
-                   threshold: int, members: list[list[list[int]]], target: Target) -> tuple[float, float]:
-    """The least and greatest value ``target`` can take given what is published: shown cells,
-    the total of each column over each group of rows (``members``: the rows of each group, for
-    each grouping), each part at most its whole, zero never withheld, and the marks (small: 1 to
-    threshold - 1; other withheld cells at least threshold). Linear programming (HiGHS), as an
-    intruder would."""
-    return Reader(rows, counts, withheld, small, threshold, Totals(members, len(rows))).solve(target)
 
 
 def _small(value: int | None, threshold: int) -> bool:

@@ -30,7 +30,6 @@ recognised as already ingested and brings nothing back.
 from __future__ import annotations
 
 import getpass
-import os
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from pathlib import Path
 
 from rxradar.analytics import store
 from rxradar.catalog import open_engine
-from rxradar.durable import fsync_path
+from rxradar.durable import fsync_path, replacing
 from rxradar.engine import Engine
 from rxradar.settings import Settings
 from rxradar.workspace import Workspace
@@ -57,9 +56,7 @@ KEPT_IDENTITIES = ("SELECT DISTINCT identity_id FROM dispensations_records "
 RECORD_DATE = {"dispensations": "fill_date", "deaths": "death_date"}
 # Ingest kinds whose rejects hold patients' or decedents' records (registries hold neither).
 PATIENT_KINDS = ("asap", "deaths")
-# The patient-level tables of a stored analysis (the rest are aggregates). identity_persons goes
-# last: while it is there, a re-run of an interrupted purge still sees the analysis as affected.
-PATIENT_LEVEL_TABLES = tuple(sorted(store.patient_level_tables(), key=lambda name: name == "identity_persons"))
+PATIENT_LEVEL_TABLES = store.PATIENT_LEVEL_TABLES  # removed in this order
 REJECTS_RAW = "rejects (raw text)"  # how the rejects' cleared raw text is counted and reported
 
 
@@ -223,20 +220,17 @@ def _write_kept(ws: Workspace, engine: Engine, files: list[DataFile], cutoff: da
             if f.kept == 0:
                 continue
             old = ws.root / f.path
-            final = _new_name(ws, old, f.ingest_id)
-            tmp = final.with_name(f".{final.name}.tmp")
+            final = _new_name(old, f.ingest_id)
             written[f.path] = str(final.relative_to(ws.root))
-            engine.copy_to_parquet(f"SELECT * FROM read_parquet($source) WHERE ({EXPIRED[f.table]}) IS NOT TRUE",
-                                   tmp, _bound(EXPIRED[f.table], source=str(old), cutoff=cutoff))
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
+            with replacing(final) as tmp:
+                engine.copy_to_parquet(f"SELECT * FROM read_parquet($source) WHERE ({EXPIRED[f.table]}) IS NOT TRUE",
+                                       tmp, _bound(EXPIRED[f.table], source=str(old), cutoff=cutoff))
+                fsync_path(tmp)
         for folder in {(ws.root / p).parent for p in written.values()}:
             fsync_path(folder)
     except BaseException:
         for path in written.values():
             (ws.root / path).unlink(missing_ok=True)
-            (ws.root / path).with_name(f".{Path(path).name}.tmp").unlink(missing_ok=True)
         raise
     return written
 
@@ -247,7 +241,7 @@ def _bound(condition: str, cutoff: date, **values: object) -> dict[str, object]:
     return {**values, **({"cutoff": cutoff} if "$cutoff" in condition else {})}
 
 
-def _new_name(ws: Workspace, old: Path, ingest_id: int) -> Path:
+def _new_name(old: Path, ingest_id: int) -> Path:
     while True:  # a random suffix: a file rewritten by an earlier purge keeps its ingest's number
         final = old.with_name(f"{ingest_id:09d}-kept-{secrets.token_hex(4)}.parquet")
         if not final.exists():

@@ -42,19 +42,15 @@ from rxradar.engine import Engine
 ANALYTICS_TABLES = ("persons", "identity_persons", "patient_indicators", "prescriber_metrics",
                     "prescriber_months", "pharmacy_metrics", "deciles", "county_metrics")
 # One row per person, or per identity linked to a person: what retention must delete with the
-# source data. The others are counts over prescribers, pharmacies, months and counties.
-PATIENT_LEVEL_TABLES = ("persons", "identity_persons", "patient_indicators")
+# source data. The others are counts over prescribers, pharmacies, months and counties. In the
+# order retention removes them: identity_persons last, for while it is there, a re-run of an
+# interrupted purge still sees the analysis as affected.
+PATIENT_LEVEL_TABLES = ("persons", "patient_indicators", "identity_persons")
 ABOUT = "analysis.json"
 POINTER = "current"
 READERS = ".readers"
 FLAT = ""  # the version id of a workspace's pre-version tables, kept directly in analytics/
 PRIVATE_DIR = 0o700
-
-
-def patient_level_tables() -> tuple[str, ...]:
-    """The analysis tables with one row per person (or identity): the ones to drop when the
-    patient-level data they were made from is purged."""
-    return PATIENT_LEVEL_TABLES
 
 
 def analytics_dir(root: Path) -> Path:
@@ -117,7 +113,8 @@ class Snapshot:
         return {n: self.folder / f"{n}.parquet" for n in ANALYTICS_TABLES if (self.folder / f"{n}.parquet").exists()}
 
     def path(self, name: str) -> Path | None:
-        return self.tables().get(name)
+        path = self.folder / f"{name}.parquet"
+        return path if name in ANALYTICS_TABLES and path.exists() else None
 
     def close(self) -> None:
         if self._fd is not None:

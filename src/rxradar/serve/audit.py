@@ -33,11 +33,6 @@ class AuditWriter:
         self._waiting: list[tuple[list[Entry], Future]] = []
         self._thread: threading.Thread | None = None
 
-    def write(self, entries: list[Entry]) -> None:
-        """Return once ``entries`` are committed; raise what the commit raised (sqlite3's
-        OperationalError when the workspace stayed locked)."""
-        self.submit(entries).result()
-
     def submit(self, entries: list[Entry]) -> Future:
         """Hand ``entries`` over; the future is done when they are committed."""
         done: Future = Future()

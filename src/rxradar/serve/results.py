@@ -103,10 +103,6 @@ class Results:
         finally:
             _held.reset(token)
 
-    def _current(self) -> tuple[dict | None, dict[Any, Any]]:
-        version = self._version()
-        return version.about, version.kept
-
     def _version(self) -> _Version:
         held = _held.get()
         if held is not None and id(self) in held:
@@ -134,7 +130,7 @@ class Results:
 
     @property
     def about(self) -> dict | None:
-        return self._current()[0]
+        return self._version().about
 
     def once(self, key: Any, make: Callable[[], Any]) -> Any:
         """``make()``, worked out once per analysis (tables, and what every request would
@@ -253,11 +249,14 @@ class Results:
         return self.once(("deciles", peer_group or ""), whole_period)
 
     def deciles(self, peer_group: str | None = None, measure: str | None = None) -> list[dict]:
-        t = self.table("deciles")
-        for column, value in (("peer_group", peer_group), ("measure", measure)):
-            if value:
-                t = t.filter(pc.equal(t[column], value))
-        return [clean(r) for r in t.to_pylist()]
+        """Decile rows, optionally of one peer group and measure (worked out once per analysis)."""
+        def rows() -> list[dict]:
+            t = self.table("deciles")
+            for column, value in (("peer_group", peer_group), ("measure", measure)):
+                if value:
+                    t = t.filter(pc.equal(t[column], value))
+            return [clean(r) for r in t.to_pylist()]
+        return self.once(("deciles rows", peer_group or None, measure or None), rows)
 
     # -- counties --------------------------------------------------------------------------------
     def counties(self, *, providers: bool = False) -> list[dict]:
