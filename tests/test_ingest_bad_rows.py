@@ -87,6 +87,13 @@ def test_ssn_shaped_digits_are_masked_in_raw_text_wherever_they_are(tmp_path):
     assert rejects(parsed, "line", "raw") == [(2, "D0001,*********,Ann,,F,1980-05-02,2023-03-04")]
 
 
+
+def test_the_ssn_columns_value_is_starred_whatever_its_shape(tmp_path):
+    # A spreadsheet dropped the SSN's leading zero: eight digits are no SSN shape, yet it is one.
+    row = "D0001,Moss,Ann,,F,1980-05-02,not-a-date,43215,39049,OH,12345678,X42,T40.2,A"
+    parsed = read_deaths(tmp_path, f"{HEADER}\n{row}\n".encode())
+    assert set(rejects(parsed, "line", "raw")) == {(2, row.replace("12345678", "********"))}  # date and SSN
+
 def ije_bytes(**fields: bytes) -> bytes:
     record = bytearray(ije_record({"death_id": "2023OH000123", "death_date": date(2023, 3, 4), "state": "OH",
                                    "first_name": "Ann", "last_name": "Smith", "ssn": "123456789"}).encode("latin-1"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import zlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,25 @@ def now() -> str:
 def open_content(path: Path) -> IO[bytes]:
     """What a source file holds, as every reader reads it: decompressed when its name ends in .gz."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def unreadable_reason(exc: BaseException) -> str:
+    """Why a file cannot be read, in words (never its content)."""
+    if isinstance(exc, gzip.BadGzipFile):  # no gzip header, or a checksum or length that does not match
+        return ("is not a gzip file, though its name ends in .gz" if str(exc).startswith("Not a gzipped file")
+                else "gzip data is corrupt (its checksum or length does not match)")
+    if isinstance(exc, EOFError):
+        return "gzip data ends early (the file is truncated)"
+    if isinstance(exc, zlib.error):
+        return "gzip data is corrupt (it does not decompress)"
+    if isinstance(exc, FileNotFoundError):
+        return "no longer exists (removed while the import ran)"
+    if isinstance(exc, PermissionError):
+        return "cannot be read: permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return f"cannot be read: {exc.strerror or type(exc).__name__}" if isinstance(exc, OSError) else \
+        f"cannot be read: {type(exc).__name__}"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class IngestTransaction:
         self.ws = ws
         self.members = {m.ingest_id: m for m in members}
         self.first = members[0]
+        self.finished = False  # committed, aborted or forgotten: nothing more may be recorded
         self._writers: dict[str, tuple[pq.ParquetWriter, Path, Path]] = {}
         self._rejects: list[pa.Table] = []
         self._adopted: dict[str, tuple[Path, Path]] = {}
@@ -131,6 +132,7 @@ class IngestTransaction:
 
     def abort(self, reason: str, field: str | None = None) -> None:
         """Keep nothing from these files; record why, so ``rxradar rejects`` shows it."""
+        self.finished = True
         self._discard_files()
         self._record_failure(list(self.members.values()), reason, field)
 
@@ -143,6 +145,7 @@ class IngestTransaction:
 
     def forget(self) -> None:
         """Drop these files' manifest entries without recording anything (e.g. to retry them one by one)."""
+        self.finished = True
         self._discard_files()
         with self.ws.write_transaction():
             self.ws.meta.executemany("DELETE FROM manifest WHERE ingest_id = ?",
@@ -202,4 +205,5 @@ class IngestTransaction:
                 [(m.records_read, json.dumps(m.rows, sort_keys=True), len(m.rejected_records), m.warnings, m.detail,
                   now(), m.ingest_id) for m in self.members.values()],
             )
+        self.finished = True
         return dict(self.first.rows)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rxradar.durable import unreadable_reason
 from rxradar.engine import Engine, EngineError
 from rxradar.ingest.asap_checks import id_checks, ndc_checks
 from rxradar.ingest.asap_scan import (
@@ -26,7 +27,6 @@ from rxradar.ingest.asap_scan import (
     Scanned,
     raw_segments,
     schema,
-    unreadable_reason,
 )
 from rxradar.ingest.rejects import REJECTED, WARNING
 from rxradar.privacy import keyed_hash_function, mask_ssn_shaped
@@ -154,7 +154,7 @@ def load(engine: Engine, batch: Batch, files: list[tuple[Scanned, Member]], tx: 
             path = tx.scratch_path(table)
             engine.copy_sql_to_parquet(sql, path)
             if table == "dispensations":
-                orphans = _orphaned_corrections(engine, path, tx.ws.live_files().get("dispensations", []), set(counts))
+                orphans = _orphaned_corrections(engine, path, tx.ws.live_files().get("dispensations", []))
             tx.adopt(table, path, engine.rows_by_ingest(path))
         _write_providers(engine, tx)
         problems = _rejects(engine, {m.ingest_id: s for s, m in files})
@@ -202,19 +202,18 @@ def _failures(counts: dict[int, dict], problems: pa.Table) -> dict[int, str]:
     return failures
 
 
-def _orphaned_corrections(engine: Engine, batch: Path, stored: list[str], ingest_ids: set[int]) -> dict[int, int]:
+def _orphaned_corrections(engine: Engine, batch: Path, stored: list[str]) -> dict[int, int]:
     """Revises and voids of this batch (Parquet file ``batch``) whose original report is neither in
     the batch nor in the workspace (``stored`` files), per ingest id. They are kept: an original
     that arrives later is still revised or voided (canonical_views.sql)."""
-    engine.view_over("fills_known", [batch])
-    if not engine.scalar("SELECT count(*) FROM fills_known WHERE reporting_status IN ('01', '02')"):
-        return {}
-    engine.view_over("fills_known", [batch, *stored])
+    engine.view_over("fills_asked", [batch])
     try:
-        return {r["ingest_id"]: r["corrections"] for r in engine.run("orphaned_corrections").to_pylist()
-                if r["ingest_id"] in ingest_ids}
+        if not engine.scalar("SELECT count(*) FROM fills_asked WHERE reporting_status IN ('01', '02')"):
+            return {}
+        engine.view_over("fills_known", [batch, *stored])
+        return {r["ingest_id"]: r["corrections"] for r in _run_orphaned_corrections(engine)}
     finally:
-        engine.query("DROP VIEW IF EXISTS fills_known")
+        engine.query("DROP VIEW IF EXISTS fills_asked")
 
 
 def _check_records(engine: Engine, slice_rows: int) -> None:
@@ -249,7 +248,16 @@ def _write_providers(engine: Engine, tx: IngestTransaction) -> None:
 def orphaned_corrections(engine: Engine) -> list[dict]:
     """Revises and voids in the workspace as it stands (an engine over its tables) whose original
     report has not arrived: (ingest_id, source_file, corrections) per file."""
+    engine.define_view("fills_asked", "SELECT * FROM dispensations_records")
     engine.define_view("fills_known", "SELECT * FROM dispensations_records")
+    try:
+        return _run_orphaned_corrections(engine)
+    finally:
+        engine.query("DROP VIEW IF EXISTS fills_asked")
+
+
+def _run_orphaned_corrections(engine: Engine) -> list[dict]:
+    """orphaned_corrections.sql over views fills_asked and fills_known, which it then drops."""
     try:
         return engine.run("orphaned_corrections").to_pylist()
     finally:

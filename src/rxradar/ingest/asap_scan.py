@@ -16,7 +16,6 @@ are SQL (``asap_records.sql``).
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import IO
 import numpy as np
 import pyarrow as pa
 
-from rxradar.durable import open_content
+from rxradar.durable import open_content, unreadable_reason
 from rxradar.ingest import _asap_scan
 
 SUPPORTED_VERSIONS = ("4.0", "4.1", "4.2", "4.2A", "4.2B", "5.0")
@@ -94,10 +93,6 @@ class Scanned:
     file_no: int
     segments: int  # TH to the last segment, as numbered in the file
     nul_bytes: int  # NUL bytes in the file (their segments' records are rejected)
-
-
-def open_source(path: Path) -> IO[bytes]:
-    return open_content(path)
 
 
 def read_header(head: bytes, source: str) -> Header:
@@ -194,7 +189,7 @@ class BatchScanner:
                 for i, name in enumerate(TABLES)}
 
     def _scan(self, path: Path, source: str, file_no: int) -> Scanned:
-        with open_source(path) as f:
+        with open_content(path) as f:
             head = f.read(HEADER_PROBE_BYTES)
             header = read_header(head, source)
             sep, term = header.sep.encode("latin-1"), header.term.encode("latin-1")
@@ -309,25 +304,6 @@ def decode_elements(text: bytes, sep: bytes) -> str:
     return sep.decode("latin-1").join(parts).replace("\0", "\ufffd")
 
 
-def unreadable_reason(exc: BaseException) -> str:
-    """Why a file cannot be read, in words (never its content)."""
-    if isinstance(exc, gzip.BadGzipFile):  # no gzip header, or a checksum or length that does not match
-        return ("is not a gzip file, though its name ends in .gz" if str(exc).startswith("Not a gzipped file")
-                else "gzip data is corrupt (its checksum or length does not match)")
-    if isinstance(exc, EOFError):
-        return "gzip data ends early (the file is truncated)"
-    if isinstance(exc, zlib.error):
-        return "gzip data is corrupt (it does not decompress)"
-    if isinstance(exc, FileNotFoundError):
-        return "no longer exists (removed while the import ran)"
-    if isinstance(exc, PermissionError):
-        return "cannot be read: permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not a file"
-    return f"cannot be read: {exc.strerror or type(exc).__name__}" if isinstance(exc, OSError) else \
-        f"cannot be read: {type(exc).__name__}"
-
-
 def raw_segments(scanned: Scanned, spans: set[tuple[int, int]]) -> dict[tuple[int, int], str]:
     """The text of segments at these (offset, end) byte spans of the file, CR/LF removed.
 
@@ -338,7 +314,7 @@ def raw_segments(scanned: Scanned, spans: set[tuple[int, int]]) -> dict[tuple[in
         return out
     i, base, buffer = 0, 0, b""
     sep = scanned.header.sep.encode("latin-1")
-    with open_source(scanned.path) as f:
+    with open_content(scanned.path) as f:
         while i < len(wanted):
             block = f.read(CHUNK_BYTES)
             buffer += block

@@ -14,7 +14,6 @@ import pyarrow.compute as pc
 
 from rxradar.durable import open_content
 from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, UnreadableFile, rejects_table
-from rxradar.privacy import mask_ssn_shaped
 from rxradar.schema import Table, conform
 from rxradar.settings import Settings
 
@@ -181,7 +180,7 @@ class RowSink:
     def warn(self, field: str | None, reason: str, severity: str = WARNING) -> None:
         """Record a problem with the current record; ``REJECTED`` means the caller drops it."""
         self.rejects.append(
-            Reject(self.source_file, self.record, field, reason, raw=mask_ssn_shaped(self._records.raw),
+            Reject(self.source_file, self.record, field, reason, raw=self._records.raw,
                    line=self.line, severity=severity)
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -22,7 +23,7 @@ from rxradar.icd10 import classify_death, is_icd10_code, normalize_icd10, split_
 from rxradar.ingest.place_codes import county_fips, field_value, state_code, zip5
 from rxradar.ingest.csv_records import DEFAULT_LIMITS, RecordLimits, open_csv, record_problem
 from rxradar.ingest.rejects import REJECTED, WARNING, Parsed, Reject, UnreadableFile, rejects_table
-from rxradar.privacy import Pseudonymiser, mask_ssn_shaped
+from rxradar.privacy import Pseudonymiser
 from rxradar.schema import DEATHS, conform
 
 # CSV column → required. Optional columns may be absent from the header.
@@ -151,15 +152,17 @@ class DeathsCollector:
         self.records_read = 0
         self._first_row_of: dict[str, int] = {}
 
-    def add(self, row: dict[str, Any], issues: RecordIssues, line: int, raw: str) -> None:
-        """Record one source record: ``row`` holds canonical DEATHS columns (no derived ones)."""
+    def add(self, row: dict[str, Any], issues: RecordIssues, line: int, raw: Callable[[], str]) -> None:
+        """Record one source record: ``row`` holds canonical DEATHS columns (no derived ones);
+        ``raw`` gives its text, asked for only when it has a problem to keep it with."""
         self.records_read += 1
         record_number = self.records_read
         if not issues.rejected:
             self._check_row(row, issues, record_number)
+        text = raw() if issues else None
         for severity, field, reason in issues:
             self.rejects.append(
-                Reject(self.source_file, record_number, field, reason, raw=raw, line=line, severity=severity)
+                Reject(self.source_file, record_number, field, reason, raw=text, line=line, severity=severity)
             )
         if not issues.rejected:
             self.rows.append(row)
@@ -226,14 +229,21 @@ def read_deaths_csv(
             if records.note:
                 issues.warn(None, records.note)
             problem = record_problem(fields, len(header))
-            raw = mask_ssn_shaped(records.raw)
             if problem is not None:
                 issues.reject(None, problem)
-                collector.add({}, issues, line, raw)
+                collector.add({}, issues, line, lambda: records.raw)
                 continue
-            row = _csv_row({name: fields[i] for name, i in index.items()}, pseudonymiser, issues)
-            collector.add(row, issues, line, raw)
+            values = {name: fields[i] for name, i in index.items()}
+            row = _csv_row(values, pseudonymiser, issues)
+            collector.add(row, issues, line, lambda: _mask_value(records.raw, values.get("ssn", "")))
     return collector.parsed()
+
+
+def _mask_value(raw: str, ssn: str) -> str:
+    """The record's text with its SSN column's value starred wherever it appears (whatever its
+    shape: a spreadsheet drops leading zeros); SSN shapes elsewhere are starred with the rejects."""
+    ssn = ssn.strip()
+    return raw.replace(ssn, "*" * len(ssn)) if ssn else raw
 
 
 def _column_index(header: list[str], source_file: str) -> dict[str, int]:

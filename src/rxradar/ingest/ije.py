@@ -11,6 +11,7 @@ nor turns into mojibake.
 from __future__ import annotations
 
 import re
+from functools import partial
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from pathlib import Path
@@ -29,7 +30,7 @@ from rxradar.ingest.deaths import (
 )
 from rxradar.ingest.place_codes import field_value, state_code, zip5
 from rxradar.ingest.rejects import Parsed
-from rxradar.privacy import Pseudonymiser, mask_long_digit_runs, mask_ssn_shaped
+from rxradar.privacy import Pseudonymiser, mask_long_digit_runs
 
 
 class IjeField(NamedTuple):
@@ -105,7 +106,7 @@ def read_deaths_ije(path: Path, source_file: str, pseudonymiser: Pseudonymiser) 
     with open_content(path) as f:
         for line, record in _records(f):
             issues = RecordIssues()
-            raw = _raw(record)
+            raw = partial(_raw, record)  # made only for a record with a problem
             if len(record) < MIN_RECORD_LENGTH:
                 issues.reject(
                     None, f"record is {len(record)} bytes; the IJE fields read need {MIN_RECORD_LENGTH}"
@@ -152,12 +153,13 @@ def decode_field(data: bytes) -> str:
 
 
 def _raw(record: bytes) -> str:
-    """The record's text for rejects, with the SSN field starred out, and SSN-shaped digits and
-    runs of nine or more digits (an SSN shifted out of its columns) masked anywhere else."""
+    """The record's text for rejects, with the SSN field starred out and runs of nine or more
+    digits (an SSN shifted out of its columns) masked anywhere else; other SSN shapes are starred
+    with the rejects (rxradar.ingest.rejects)."""
     s = FIELDS["SSN"].slice
     if record[s].strip():
         record = record[: s.start] + b"*" * len(record[s]) + record[s.stop :]
-    return mask_ssn_shaped(mask_long_digit_runs(decode_field(record).rstrip()))
+    return mask_long_digit_runs(decode_field(record).rstrip())
 
 
 def _ije_row(v: dict[str, str], pseudonymiser: Pseudonymiser, issues: RecordIssues) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import traceback
-from collections import Counter
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +19,8 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from rxradar.engine import Engine
-from rxradar.durable import file_digests, open_content
-from rxradar.ingest import asap, asap_scan
+from rxradar.durable import file_digests, open_content, unreadable_reason
+from rxradar.ingest import asap
 from rxradar.ingest.csv_records import RecordLimits
 from rxradar.ingest.deaths import read_deaths_csv
 from rxradar.ingest.ije import MIN_RECORD_LENGTH, read_deaths_ije
@@ -30,7 +30,7 @@ from rxradar.privacy import Pseudonymiser
 from rxradar.ingest.zip_counties import read_zip_counties
 from rxradar.schema import TABLES, conform
 from rxradar.settings import Settings, byte_size
-from rxradar.workspace import IngestTransaction, Workspace, file_sha256
+from rxradar.workspace import IngestTransaction, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +109,13 @@ def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: 
     """A registry or death-record file: read whole (they are small), committed on its own. A file
     that cannot be read, or none of whose records can, fails: nothing of it is kept."""
     try:
-        sha = file_sha256(path)
+        digests = file_digests(path)
     except (OSError, EOFError, zlib.error) as exc:
-        return _fail_unreadable(ws, kind, path, asap_scan.unreadable_reason(exc))
+        return _fail_unreadable(ws, kind, path, unreadable_reason(exc))
+    sha = digests.content
     prior = ws.prior_ingest(kind, sha)
     if prior is not None:
-        if progress:
-            progress("bytes", path.stat().st_size)
+        _advance_by(progress, digests.bytes)
         return FileOutcome(path, "already-ingested", prior.ingest_id,
                            message=f"same content as #{prior.ingest_id} {prior.source_name}",
                            same_as=prior.source_name)
@@ -124,7 +124,7 @@ def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: 
         parsed = _read_other(kind, path, Pseudonymiser(ws.key), RecordLimits.from_settings(settings))
         _check_some_kept(parsed, path, kind)
         _load_parsed(tx, parsed)
-        _advance(progress, path)
+        _advance_by(progress, digests.bytes)
         rows = tx.commit()
     except Exception as exc:  # noqa: BLE001 - any failure fails this file alone, never the run
         message = _failure_message(exc, path)
@@ -136,19 +136,25 @@ def _ingest_one(ws: Workspace, engine: Engine, kind: str, path: Path, settings: 
 
 
 def _failure_message(exc: Exception, path: Path) -> str:
-    """What a failed file's manifest entry and the command say. Only messages written for this
-    (UnreadableFile, file-system errors) are shown: any other exception's text may quote a value
-    from the file, so it is logged by type and place alone."""
+    """What a failed file's manifest entry and the command say, starting with its name."""
+    text = _safe_reason(exc, path)
+    return text if text.startswith(f"{path.name}:") else f"{path.name}: {text}"
+
+
+def _safe_reason(exc: BaseException, path: Path) -> str:
+    """Why reading failed. Only messages written for this (UnreadableFile, file-system errors)
+    are shown: any other exception's text may quote a value from the file, so it is logged by
+    type and place alone."""
     if isinstance(exc, UnreadableFile):
         text = str(exc)
     elif isinstance(exc, OSError):
-        text = f"cannot read the file ({exc.strerror or type(exc).__name__})"
+        text = unreadable_reason(exc)
     else:
         where = traceback.extract_tb(exc.__traceback__)[-1]
         log.error("reading %s failed with %s at %s:%d", path.name, type(exc).__name__,
                   Path(where.filename).name, where.lineno)
         text = f"could not be read ({type(exc).__name__} in the reader; nothing kept)"
-    return text if text.startswith(f"{path.name}:") else f"{path.name}: {text}"
+    return text
 
 
 def _read_other(kind: str, path: Path, pseudonymiser: Pseudonymiser, limits: RecordLimits) -> Parsed:
@@ -211,9 +217,10 @@ def _ingest_asap(ws: Workspace, engine: Engine, files: list[Path], settings: Set
         try:
             digests = file_digests(path)
         except (OSError, EOFError, zlib.error) as exc:
-            outcomes[path] = _fail_unreadable(ws, "asap", path, asap_scan.unreadable_reason(exc))
+            outcomes[path] = _fail_unreadable(ws, "asap", path, unreadable_reason(exc))
             continue
-        prior = ws.prior_ingest("asap", digests.content) or ws.prior_ingest("asap", digests.stored)
+        prior = ws.prior_ingest("asap", digests.content) or (
+            ws.prior_ingest("asap", digests.stored) if digests.stored != digests.content else None)
         if prior is not None:
             outcomes[path] = FileOutcome(path, "already-ingested", prior.ingest_id,
                                          message=f"same content as #{prior.ingest_id} {prior.source_name}",
@@ -232,11 +239,6 @@ def _ingest_asap(ws: Workspace, engine: Engine, files: list[Path], settings: Set
         for outcome in _ingest_asap(ws, engine, later, settings, progress):
             outcomes[outcome.path] = outcome
     return [outcomes[p] for p in files]
-
-
-def _advance(progress: Progress | None, path: Path) -> None:
-    if progress:
-        progress("bytes", path.stat().st_size)
 
 
 def _advance_by(progress: Progress | None, size: int) -> None:
@@ -262,15 +264,20 @@ def _batches(group: list[tuple[Path, str, int]], limit: int) -> list[list[tuple[
 def _ingest_batch(ws: Workspace, engine: Engine, batch: list[tuple[Path, str]],
                   settings: Settings) -> list[FileOutcome]:
     """One transaction for a batch of files. A file that cannot be read, or of which nothing fits,
-    fails alone; should anything else stop the batch, its files are marked failed before the
-    error goes on, so no manifest entry is left "running"."""
+    fails alone; should anything else stop the batch before it commits, its files fail with a
+    reason that quotes nothing of them (an interrupt still stops the run, after marking them
+    failed), so no manifest entry is left "running"."""
     tx = ws.begin_batch("asap", batch)
     try:
         return _load_batch(ws, engine, tx, batch, settings)
     except BaseException as exc:
-        if any(m["status"] == "running" for m in ws.manifest() if m["ingest_id"] in tx.members):
-            tx.abort(f"the import stopped on an internal error ({type(exc).__name__}); nothing of this file is kept")
-        raise
+        if tx.finished:
+            raise
+        reason = _safe_reason(exc, batch[0][0])
+        tx.abort(reason)
+        if not isinstance(exc, Exception):
+            raise
+        return [_failed(path, None, f"{display_name(path)}: {reason}") for path, _ in batch]
 
 
 def _load_batch(ws: Workspace, engine: Engine, tx: IngestTransaction, batch: list[tuple[Path, str]],

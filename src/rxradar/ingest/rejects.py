@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from rxradar.privacy import mask_ssn_shaped
 from rxradar.schema import REJECTS
 
 REJECTED = "rejected"
@@ -33,12 +34,15 @@ class Reject:
 
 
 def rejects_table(rejects: list[Reject], ingest_id: int | None = None) -> pa.Table:
+    """The readers' rejects as one table; raw text has SSN-shaped digits starred wherever they
+    stand (here, where every reader's rejects pass, and only for the records that have one)."""
     rows = {c.name: [] for c in REJECTS.columns}
     for r in rejects:
         rows["ingest_id"].append(ingest_id)
         for name in rows:
             if name != "ingest_id":
                 rows[name].append(getattr(r, name))
+    rows["raw"] = [mask_ssn_shaped(raw) for raw in rows["raw"]]
     return pa.Table.from_pydict(rows, schema=REJECTS.schema)
 
 
